@@ -1,0 +1,45 @@
+"""The `mosaic-it` command line: one Typer app, one module per stage registering its commands."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from mosaic_it.errors import MosaicItError
+
+app = typer.Typer(
+    help="Mosaic instruction tuning: validate, augment, train, evaluate, compare.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module defines `register(app)`; adding a stage is adding its name here.
+COMMAND_MODULES = ("data", "mosaic")
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"mosaic_it.cli.{_name}").register(app)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except MosaicItError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", None)
+        if code is None:
+            code = getattr(exc, "code", 0)
+        sys.exit(code or 0)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Exception as exc:  # click usage errors carry their own formatting
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,28 @@
+"""Sections `validate` and `split` of params.yaml."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ValidateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: str = "data/alpaca_sample.json"
+    output_dir: str = "runs/validate"
+    min_instruction_chars: int = Field(1, ge=1)
+    max_instruction_chars: int = Field(8000, ge=1)
+    min_output_chars: int = Field(1, ge=1)
+    max_output_chars: int = Field(16000, ge=1)
+    max_tokens: int = Field(2048, ge=1)
+    tokenizer: str | None = None
+    drop_exact_duplicates: bool = True
+    max_rejected_fraction: float = Field(0.2, ge=0.0, le=1.0)
+
+
+class SplitConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: str = "runs/validate/valid.jsonl"
+    output_dir: str = "runs/split"
+    heldout_fraction: float = Field(0.05, ge=0.0, lt=1.0)
+    seed: int = 0

