@@ -1,0 +1,128 @@
+"""Mosaic augmentation over a whole data set: reshuffle per epoch, pack records into samples under
+the token budget, draw a plan per sample, and stream the samples with their provenance to JSONL."""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mosaic_it.config.augment import AugmentConfig
+from mosaic_it.jsonl import write_jsonl
+from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.mosaic.budget import TokenCounter
+from mosaic_it.mosaic.counts import draw_count
+from mosaic_it.mosaic.engine import draw_strategy, instruction_text, plan_sample, render, sample_record
+from mosaic_it.mosaic.layout import Layout, draw_layout
+from mosaic_it.mosaic.sources import load_source_records
+
+# Room kept for the meta-instruction while records are being packed; the real sample is then
+# checked against the exact budget, dropping the last record if it does not fit.
+META_RESERVE_TOKENS = 48
+
+
+@dataclass
+class AugmentReport:
+    input: str
+    output: str
+    records: int
+    samples: int = 0
+    epochs: int = 0
+    skipped_too_long: int = 0
+    exact_budget_checks: int = 0
+    seconds: float = 0.0
+    per_strategy: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Packer:
+    """Holds the per-record token counts and turns a shuffled id order into samples."""
+
+    def __init__(self, records: Sequence[dict], cfg: AugmentConfig, counter: TokenCounter) -> None:
+        self.cfg = cfg
+        self.counter = counter
+        self.texts = [instruction_text(r) for r in records]
+        self.responses = [r["output"] for r in records]
+        self.text_tokens = counter.count_many(self.texts)
+        self.response_tokens = counter.count_many(self.responses)
+
+    def _item_cost(self, layout: Layout, position: int, record_id: int) -> int:
+        number = self.counter.count(layout.number(position))
+        scaffold = 2 * number + self.counter.count(layout.begin_tag) + self.counter.count(layout.end_tag)
+        scaffold += self.counter.count(layout.instruction_separator) + self.counter.count(layout.response_separator)
+        return int(self.text_tokens[record_id] + self.response_tokens[record_id]) + scaffold
+
+    def _candidates(self, order: Sequence[int], start: int, wanted: int, layout: Layout) -> list[int]:
+        chosen: list[int] = []
+        used = META_RESERVE_TOKENS
+        for record_id in order[start : start + wanted]:
+            cost = self._item_cost(layout, len(chosen), record_id)
+            if chosen and used + cost > self.cfg.max_tokens:
+                break
+            chosen.append(record_id)
+            used += cost
+        return chosen
+
+    def build(self, ids: list[int], rng: random.Random, strategy: str, layout: Layout, epoch: int) -> dict | None:
+        """The sample for the longest prefix of `ids` that fits the budget (None if even one does not)."""
+        while ids:
+            texts = [self.texts[i] for i in ids]
+            responses = [self.responses[i] for i in ids]
+            plan = plan_sample(texts, rng, strategy, layout=layout)
+            instruction, output = render(plan, texts, responses)
+            known = {self.texts[i]: int(self.text_tokens[i]) for i in ids}
+            known.update({self.responses[i]: int(self.response_tokens[i]) for i in ids})
+            if self.counter.sample_fits((instruction, output), known, self.cfg.max_tokens):
+                return sample_record(plan, "".join(instruction), "".join(output), ids, epoch)
+            ids = ids[:-1]
+        return None
+
+    def epoch(self, epoch: int, rng: random.Random, np_rng: np.random.Generator, report: AugmentReport,
+              progress: tqdm | None = None) -> Iterator[dict]:
+        order = list(range(len(self.texts)))
+        rng.shuffle(order)
+        start = 0
+        while start < len(order):
+            wanted = draw_count(self.cfg.wrap_mode, np_rng, self.cfg.max_instructions)
+            strategy = draw_strategy(self.cfg.strategy, rng)
+            layout = draw_layout(rng)
+            sample = self.build(self._candidates(order, start, wanted, layout), rng, strategy, layout, epoch)
+            used = sample["count"] if sample else 1
+            if sample is None:
+                report.skipped_too_long += 1
+            else:
+                report.per_strategy[sample["mosaic"]["strategy"]] = report.per_strategy.get(sample["mosaic"]["strategy"], 0) + 1
+                yield sample
+            start += used
+            if progress is not None:
+                progress.update(used)
+
+
+def mosaic_samples(records: Sequence[dict], cfg: AugmentConfig, tokenizer: Any, report: AugmentReport,
+                   show_progress: bool = True) -> Iterator[dict]:
+    counter = TokenCounter(tokenizer)
+    packer = Packer(records, cfg, counter)
+    rng = random.Random(cfg.seed)
+    np_rng = np.random.default_rng(cfg.seed)
+    with tqdm(total=cfg.epochs * len(records), desc="mosaic", unit="rec", disable=not show_progress) as bar:
+        for epoch in range(cfg.epochs):
+            yield from packer.epoch(epoch, rng, np_rng, report, bar)
+            report.epochs = epoch + 1
+    report.exact_budget_checks = counter.exact_checks
+
+
+def run_augment(cfg: AugmentConfig, show_progress: bool = True) -> AugmentReport:
+    started = time.perf_counter()
+    records = load_source_records(cfg.input)
+    tokenizer = load_tokenizer(cfg.tokenizer)
+    report = AugmentReport(input=cfg.input, output=cfg.output, records=len(records))
+    report.samples = write_jsonl(cfg.output, mosaic_samples(records, cfg, tokenizer, report, show_progress))
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report

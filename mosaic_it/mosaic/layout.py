@@ -1,0 +1,106 @@
+"""How a mosaic sample is laid out: numbering, begin/end tags, separators, meta-instruction placement.
+
+The layout is drawn at random per sample, recorded in the provenance, and is all that is needed to
+re-render a sample exactly from its source records (which is how `verify` checks it).
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+# Numbering templates; `{i}` is the 1-based number of the instruction within the sample.
+NUMBERING_STYLES = (
+    "{i}. ", "{i}) ", "({i}) ", "[{i}] ", "<{i}> ", "#{i} ", "{i}: ", "[{i}]: ",
+    "Task {i}: ", "Item {i} - ", "({i})\n", "{i}.\n", "### {i}\n", "<<{i}>>\n",
+)
+TAG_WORDS = (
+    ("BEGIN", "END"), ("START", "STOP"), ("ANSWER", "END ANSWER"), ("REPLY", "END REPLY"),
+    ("OPEN", "CLOSE"), ("RESPONSE", "END RESPONSE"), ("OUT", "/OUT"), ("ANS", "/ANS"),
+    ("FROM HERE", "TO HERE"), ("SOLUTION", "DONE"), ("HEAD", "TAIL"), ("RES_BEGIN", "RES_END"),
+)
+TAG_BRACKETS = (
+    "<{w}>", "[{w}]", "(({w}))", "<<{w}>>", "|{w}|", "#{w}#", "**{w}**", "{{{w}}}", "@{w}@",
+    "~{w}~", "[[{w}]]", "<|{w}|>", "=={w}==", "${w}$",
+)
+INSTRUCTION_SEPARATORS = ("\n", "\n\n")
+RESPONSE_SEPARATORS = ("\n\n", "\n\n\n")
+META_SEPARATORS = ("\n", "\n\n")
+
+NUMBERED_SHARE = 0.8
+TAGGED_SHARE = 0.5
+LOWERCASE_TAG_SHARE = 0.3
+
+
+@dataclass(frozen=True)
+class Layout:
+    numbering: str | None
+    begin_tag: str
+    end_tag: str
+    instruction_separator: str
+    response_separator: str
+    meta_position: Literal["before", "after"]
+    meta_separator: str
+
+    @property
+    def numbered(self) -> bool:
+        return self.numbering is not None
+
+    @property
+    def tagged(self) -> bool:
+        return bool(self.begin_tag)
+
+    def number(self, position: int) -> str:
+        return self.numbering.format(i=position + 1) if self.numbering else ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Layout":
+        return cls(**data)
+
+
+def draw_layout(rng: random.Random) -> Layout:
+    numbering = rng.choice(NUMBERING_STYLES) if rng.random() < NUMBERED_SHARE else None
+    begin_tag = end_tag = ""
+    if rng.random() < TAGGED_SHARE:
+        begin_word, end_word = rng.choice(TAG_WORDS)
+        if rng.random() < LOWERCASE_TAG_SHARE:
+            begin_word, end_word = begin_word.lower(), end_word.lower()
+        bracket = rng.choice(TAG_BRACKETS)
+        begin_tag, end_tag = bracket.format(w=begin_word), bracket.format(w=end_word)
+    return Layout(
+        numbering=numbering,
+        begin_tag=begin_tag,
+        end_tag=end_tag,
+        instruction_separator=rng.choice(INSTRUCTION_SEPARATORS),
+        response_separator=rng.choice(RESPONSE_SEPARATORS),
+        meta_position=rng.choice(("before", "after")),
+        meta_separator=rng.choice(META_SEPARATORS),
+    )
+
+
+def instruction_parts(layout: Layout, texts: Sequence[str], meta: str) -> list[str]:
+    """The instruction as a list of pieces whose concatenation is the full instruction text."""
+    block: list[str] = []
+    for position, text in enumerate(texts):
+        if position:
+            block.append(layout.instruction_separator)
+        block.extend((layout.number(position), text))
+    if not meta:
+        return block
+    if layout.meta_position == "before":
+        return [meta, layout.meta_separator, *block]
+    return [*block, layout.meta_separator, meta]
+
+
+def output_parts(layout: Layout, responses: Sequence[str], response_ids: Sequence[int]) -> list[str]:
+    """The output as pieces; `response_ids` are positions within the sample, in answer order."""
+    parts: list[str] = []
+    for rank, position in enumerate(response_ids):
+        if rank:
+            parts.append(layout.response_separator)
+        parts.extend((layout.number(position), layout.begin_tag, responses[position], layout.end_tag))
+    return parts

@@ -1,0 +1,88 @@
+"""Summary statistics of a mosaic file: strategy and rule mix, instructions and tokens per sample."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mosaic_it.jsonl import iter_jsonl, write_json
+from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.mosaic.budget import TokenCounter
+
+TOKEN_BINS = 20
+
+
+def _histogram(values: np.ndarray, bins: int | np.ndarray) -> dict[str, list]:
+    counts, edges = np.histogram(values, bins=bins)
+    return {"counts": counts.tolist(), "edges": [round(float(e), 3) for e in edges]}
+
+
+def compute_stats(samples_path: str | Path, tokenizer_name: str | None = None) -> dict[str, Any]:
+    strategies: Counter[str] = Counter()
+    rules: Counter[str] = Counter()
+    per_epoch: Counter[int] = Counter()
+    counts, instructions, outputs = [], [], []
+    for sample in iter_jsonl(samples_path):
+        meta = sample["mosaic"]
+        strategies[meta["strategy"]] += 1
+        rules[f"{meta['strategy']}:{meta['rule'] or '-'}"] += 1
+        per_epoch[meta["epoch"]] += 1
+        counts.append(sample["count"])
+        instructions.append(sample["instruction"])
+        outputs.append(sample["output"])
+    if not counts:
+        return {"samples": 0}
+    counter = TokenCounter(load_tokenizer(tokenizer_name))
+    tokens = counter.count_many(instructions) + counter.count_many(outputs)
+    count_array = np.array(counts)
+    return {
+        "samples": len(counts),
+        "per_epoch": {str(k): v for k, v in sorted(per_epoch.items())},
+        "per_strategy": dict(sorted(strategies.items())),
+        "per_rule": dict(sorted(rules.items())),
+        "instructions_per_sample": {
+            "mean": round(float(count_array.mean()), 3),
+            "max": int(count_array.max()),
+            "histogram": _histogram(count_array, np.arange(1, count_array.max() + 2)),
+        },
+        "tokens_per_sample": {
+            "mean": round(float(tokens.mean()), 1),
+            "max": int(tokens.max()),
+            "total": int(tokens.sum()),
+            "histogram": _histogram(tokens, TOKEN_BINS),
+        },
+    }
+
+
+def plot_stats(stats: dict[str, Any], path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    hist = stats["instructions_per_sample"]["histogram"]
+    axes[0].bar(hist["edges"][:-1], hist["counts"], width=0.8)
+    axes[0].set(title="Instructions per sample", xlabel="instructions", ylabel="samples")
+    hist = stats["tokens_per_sample"]["histogram"]
+    widths = np.diff(hist["edges"])
+    axes[1].bar(hist["edges"][:-1], hist["counts"], width=widths, align="edge")
+    axes[1].set(title="Tokens per sample", xlabel="tokens", ylabel="samples")
+    rules = stats["per_rule"]
+    axes[2].barh(list(rules), list(rules.values()))
+    axes[2].set(title="Samples per strategy:rule", xlabel="samples")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_stats(samples_path: str | Path, out_dir: str | Path, tokenizer_name: str | None = None) -> dict[str, Any]:
+    stats = compute_stats(samples_path, tokenizer_name)
+    out_dir = Path(out_dir)
+    write_json(out_dir / "stats.json", stats)
+    if stats["samples"]:
+        plot_stats(stats, out_dir / "stats.png")
+    return stats

@@ -1,0 +1,127 @@
+"""Check every mosaic sample against its provenance and its rule.
+
+A sample passes when: its source ids exist; re-rendering it from the source records with the
+recorded layout, meta-instruction and rule reproduces it byte for byte; the rule holds (the answered
+positions are what the rule defines, every masked answer is absent, order rules answer everything);
+the meta-instruction announces the tags and the rule's numbers; and the exact token count is within
+the budget.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mosaic_it.jsonl import iter_jsonl
+from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.mosaic.budget import TokenCounter
+from mosaic_it.mosaic.engine import Plan, instruction_text, render
+from mosaic_it.mosaic.layout import Layout
+from mosaic_it.mosaic.rules import MASK_RULES, ORDER_RULES, applicable
+from mosaic_it.mosaic.sources import load_source_records
+
+MAX_LISTED = 20
+
+
+@dataclass
+class VerifyReport:
+    samples: int = 0
+    violations: list[str] = field(default_factory=list)
+    violation_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.violation_count == 0
+
+
+def _rule_problems(sample: dict, texts: Sequence[str], layout: Layout) -> Iterator[str]:
+    meta = sample["mosaic"]
+    strategy, rule_name, args = meta["strategy"], meta["rule"], meta.get("rule_args", {})
+    positions = [meta["source_ids"].index(i) for i in meta["response_ids"]]
+    if strategy == "format":
+        if rule_name is not None:
+            yield f"format sample names rule {rule_name}"
+        if positions != list(range(len(texts))):
+            yield "format sample does not answer every instruction in order"
+        return
+    registry = ORDER_RULES if strategy == "order" else MASK_RULES
+    rule = registry.get(rule_name)
+    if rule is None:
+        yield f"unknown {strategy} rule {rule_name!r}"
+        return
+    if not applicable(rule, texts, layout.numbered):
+        yield f"rule {rule_name} used where it does not apply (numbered={layout.numbered}, n={len(texts)})"
+    if positions != rule.arrange(texts, args):
+        yield f"answers {positions} do not follow {strategy} rule {rule_name}"
+    if strategy == "order" and sorted(positions) != list(range(len(texts))):
+        yield "order sample does not answer every instruction exactly once"
+    if strategy == "mask":
+        masked = len(texts) - len(positions)
+        if not 1 <= masked <= len(texts) // 2:
+            yield f"mask hides {masked} of {len(texts)} instructions (must be 1..half)"
+    for name in ("sequence", "numbers"):
+        if name in args and not _announces_numbers(meta["meta_instruction"], args[name]):
+            yield f"meta-instruction does not announce {name} {args[name]}"
+    if "k" in args and str(args["k"]) not in meta["meta_instruction"]:
+        yield f"meta-instruction does not announce k={args['k']}"
+
+
+def _announces_numbers(meta_instruction: str, numbers: Sequence[int]) -> bool:
+    return [int(n) for n in re.findall(r"\d+", meta_instruction)][: len(numbers)] == list(numbers)
+
+
+def _masked_absent(sample: dict, records: Sequence[dict], layout: Layout) -> Iterator[str]:
+    meta = sample["mosaic"]
+    kept = set(meta["response_ids"])
+    for position, record_id in enumerate(meta["source_ids"]):
+        if record_id in kept:
+            continue
+        segment = layout.number(position) + layout.begin_tag + records[record_id]["output"] + layout.end_tag
+        if segment in sample["output"] and not any(segment in records[k]["output"] for k in kept):
+            yield f"masked response of record {record_id} appears in the output"
+
+
+def check_sample(sample: dict, records: Sequence[dict], counter: TokenCounter, max_tokens: int) -> list[str]:
+    meta = sample.get("mosaic") or {}
+    ids = meta.get("source_ids", [])
+    if not ids or any(not isinstance(i, int) or not 0 <= i < len(records) for i in ids):
+        return [f"source_ids {ids} are not positions in the source file"]
+    if not set(meta.get("response_ids", [])) <= set(ids):
+        return ["response_ids are not a subset of source_ids"]
+    if sample.get("count") != len(ids):
+        return [f"count {sample.get('count')} differs from {len(ids)} source ids"]
+    layout = Layout.from_dict(meta["format"])
+    texts = [instruction_text(records[i]) for i in ids]
+    problems = list(_rule_problems(sample, texts, layout))
+    problems += _masked_absent(sample, records, layout)
+    if layout.tagged and not (layout.begin_tag in meta["meta_instruction"] and layout.end_tag in meta["meta_instruction"]):
+        problems.append("tags are used but not announced in the meta-instruction")
+    positions = [ids.index(i) for i in meta["response_ids"]]
+    plan = Plan(layout, meta["strategy"], None, meta.get("rule_args", {}), meta["meta_instruction"], positions)
+    instruction, output = render(plan, texts, [records[i]["output"] for i in ids])
+    if "".join(instruction) != sample["instruction"]:
+        problems.append("instruction differs from its re-rendering (numbering/layout not as recorded)")
+    if "".join(output) != sample["output"]:
+        problems.append("output differs from its re-rendering (numbering/tags not as announced)")
+    tokens = counter.sample_tokens((sample["instruction"], sample["output"]))
+    if tokens > max_tokens:
+        problems.append(f"{tokens} tokens exceed the budget of {max_tokens}")
+    return problems
+
+
+def verify_file(samples_path: str | Path, source_path: str | Path, tokenizer_name: str | None,
+                max_tokens: int, show_progress: bool = True) -> VerifyReport:
+    records = load_source_records(source_path)
+    counter = TokenCounter(load_tokenizer(tokenizer_name))
+    report = VerifyReport()
+    for line, sample in enumerate(tqdm(iter_jsonl(samples_path), desc="verify", disable=not show_progress), 1):
+        report.samples += 1
+        for problem in check_sample(sample, records, counter, max_tokens):
+            report.violation_count += 1
+            if len(report.violations) < MAX_LISTED:
+                report.violations.append(f"{samples_path}:{line}: {problem}")
+    return report
+

@@ -1,0 +1,130 @@
+"""Augmentation end to end: budget, epochs, determinism, provenance round trip through verify."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from mosaic_it.config.augment import AugmentConfig
+from mosaic_it.jsonl import iter_jsonl, write_jsonl
+from mosaic_it.mosaic.augment import run_augment
+from mosaic_it.mosaic.budget import TokenCounter
+from mosaic_it.mosaic.verify import check_sample, verify_file
+from mosaic_it.mosaic.sources import load_source_records
+
+
+@pytest.fixture(scope="module")
+def records_file(tmp_path_factory, sample_data):
+    records = json.loads(sample_data.read_text(encoding="utf-8"))[:400]
+    path = tmp_path_factory.mktemp("src") / "train.jsonl"
+    write_jsonl(path, records)
+    return path
+
+
+def augment(tmp_path, source, **overrides) -> tuple[AugmentConfig, list[dict]]:
+    cfg = AugmentConfig(input=str(source), output=str(tmp_path / "mosaic.jsonl"), **overrides)
+    report = run_augment(cfg, show_progress=False)
+    samples = list(iter_jsonl(cfg.output))
+    assert report.samples == len(samples)
+    return cfg, samples
+
+
+def test_every_sample_verifies_and_respects_the_budget(tmp_path, records_file, embedded_tokenizer):
+    cfg, samples = augment(tmp_path, records_file, epochs=2, max_tokens=512)
+    report = verify_file(cfg.output, records_file, None, 512, show_progress=False)
+    assert report.samples == len(samples) and report.ok, report.violations
+    counter = TokenCounter(embedded_tokenizer)
+    assert max(counter.sample_tokens((s["instruction"], s["output"])) for s in samples) <= 512
+    assert {s["mosaic"]["strategy"] for s in samples} == {"format", "order", "mask"}
+
+
+def test_each_epoch_uses_every_record_at_most_once(tmp_path, records_file):
+    _, samples = augment(tmp_path, records_file, epochs=3, max_tokens=4096)
+    for epoch in range(3):
+        used = [i for s in samples if s["mosaic"]["epoch"] == epoch for i in s["mosaic"]["source_ids"]]
+        assert len(used) == len(set(used)) == 400  # nothing too long here, so all are used
+
+
+def test_provenance_fields_match_the_sample(tmp_path, records_file):
+    records = load_source_records(records_file)
+    _, samples = augment(tmp_path, records_file, epochs=1)
+    for sample in samples:
+        meta = sample["mosaic"]
+        assert sample["count"] == len(meta["source_ids"]) and sample["input"] == ""
+        assert set(meta["response_ids"]) <= set(meta["source_ids"])
+        for record_id in meta["response_ids"]:
+            assert records[record_id]["output"] in sample["output"]
+        for record_id in meta["source_ids"]:
+            assert records[record_id]["instruction"] in sample["instruction"]
+
+
+def test_same_seed_is_byte_identical_and_another_seed_differs(tmp_path, records_file):
+    first = tmp_path / "a"
+    second = tmp_path / "b"
+    third = tmp_path / "c"
+    for folder, seed in ((first, 7), (second, 7), (third, 8)):
+        folder.mkdir()
+        augment(folder, records_file, epochs=1, seed=seed)
+    assert (first / "mosaic.jsonl").read_bytes() == (second / "mosaic.jsonl").read_bytes()
+    assert (first / "mosaic.jsonl").read_bytes() != (third / "mosaic.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("mode", ["uniform", "fix_max", "max_length", "exp", "pareto", "lognormal", "logistic2"])
+def test_every_wrap_mode_verifies(tmp_path, records_file, mode):
+    cfg, samples = augment(tmp_path, records_file, epochs=1, wrap_mode=mode, max_instructions=6, max_tokens=1024)
+    assert verify_file(cfg.output, records_file, None, 1024, show_progress=False).ok
+    counts = Counter(s["count"] for s in samples)
+    if mode == "fix_max":
+        # Only the budget or the end of the epoch stops a sample short of K.
+        assert counts.most_common(1)[0][0] == 6
+    if mode == "max_length":
+        assert max(counts) > 6
+
+
+def test_a_record_longer_than_the_budget_is_skipped_and_counted(tmp_path):
+    records = [{"instruction": f"Say {i}.", "input": "", "output": f"{i}"} for i in range(20)]
+    records.insert(5, {"instruction": "Repeat this.", "input": "", "output": "word " * 400})
+    source = tmp_path / "src.jsonl"
+    write_jsonl(source, records)
+    cfg = AugmentConfig(input=str(source), output=str(tmp_path / "m.jsonl"), epochs=2, max_tokens=128)
+    report = run_augment(cfg, show_progress=False)
+    samples = list(iter_jsonl(cfg.output))
+    assert report.skipped_too_long == 2  # once per epoch
+    assert all(5 not in s["mosaic"]["source_ids"] for s in samples)
+    assert sum(s["count"] for s in samples) == 2 * 20
+
+
+def test_verify_catches_tampering(tmp_path, records_file, embedded_tokenizer):
+    records = load_source_records(records_file)
+    counter = TokenCounter(embedded_tokenizer)
+    _, samples = augment(tmp_path, records_file, epochs=1, strategy="order")
+    ordered = next(s for s in samples if s["mosaic"]["rule"] == "REVERSE")
+    assert check_sample(ordered, records, counter, 2048) == []
+
+    swapped = json.loads(json.dumps(ordered))
+    swapped["mosaic"]["response_ids"] = swapped["mosaic"]["response_ids"][::-1]
+    assert any("do not follow" in p for p in check_sample(swapped, records, counter, 2048))
+
+    untagged = json.loads(json.dumps(ordered))
+    untagged["output"] = untagged["output"].replace("\n\n", "\n", 1)
+    assert check_sample(untagged, records, counter, 2048)
+
+    assert any("exceed the budget" in p for p in check_sample(ordered, records, counter, 10))
+
+
+def test_verify_catches_a_masked_answer_that_leaks(tmp_path, records_file, embedded_tokenizer):
+    records = load_source_records(records_file)
+    counter = TokenCounter(embedded_tokenizer)
+    _, samples = augment(tmp_path, records_file, epochs=1, strategy="mask")
+    masked = next(s for s in samples if s["mosaic"]["strategy"] == "mask")
+    meta = masked["mosaic"]
+    hidden = next(p for p, i in enumerate(meta["source_ids"]) if i not in meta["response_ids"])
+    layout = meta["format"]
+    segment = (layout["numbering"] or "").format(i=hidden + 1) + layout["begin_tag"]
+    segment += records[meta["source_ids"][hidden]]["output"] + layout["end_tag"]
+    leaked = json.loads(json.dumps(masked))
+    leaked["output"] += layout["response_separator"] + segment
+    problems = check_sample(leaked, records, counter, 2048)
+    assert any("appears in the output" in p for p in problems)
+    assert any("differs from its re-rendering" in p for p in problems)
