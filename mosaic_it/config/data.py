@@ -1,7 +1,7 @@
 """Sections `validate` and `split` of params.yaml."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ValidateConfig(BaseModel):
@@ -11,12 +11,21 @@ class ValidateConfig(BaseModel):
     output_dir: str = "runs/validate"
     min_instruction_chars: int = Field(1, ge=1)
     max_instruction_chars: int = Field(8000, ge=1)
+    max_input_chars: int = Field(8000, ge=1)
     min_output_chars: int = Field(1, ge=1)
     max_output_chars: int = Field(16000, ge=1)
     max_tokens: int = Field(2048, ge=1)
     tokenizer: str | None = None
     drop_exact_duplicates: bool = True
     max_rejected_fraction: float = Field(0.2, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> ValidateConfig:
+        if self.min_instruction_chars > self.max_instruction_chars:
+            raise ValueError("min_instruction_chars exceeds max_instruction_chars")
+        if self.min_output_chars > self.max_output_chars:
+            raise ValueError("min_output_chars exceeds max_output_chars")
+        return self
 
 
 class SplitConfig(BaseModel):

@@ -1,0 +1,1 @@
+"""Ingesting, validating and splitting instruction data before augmentation."""
