@@ -16,7 +16,7 @@ app = typer.Typer(
 )
 
 # Each module defines `register(app)`; adding a stage is adding its name here.
-COMMAND_MODULES = ("data", "mosaic")
+COMMAND_MODULES = ("data", "mosaic", "train", "evaluate")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"mosaic_it.cli.{_name}").register(app)
@@ -24,7 +24,9 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except MosaicItError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
