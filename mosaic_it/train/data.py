@@ -1,0 +1,127 @@
+"""From instruction records to token ids whose loss mask covers only the response."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mosaic_it.errors import InputFileError, MosaicItError
+
+IGNORE = -100  # label value cross-entropy skips
+
+# The system sentence of the Vicuna v1.1 conversation template used by FastChat.
+VICUNA_SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE on prompt tokens, the token itself on response tokens
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class EncodeStats:
+    records: int = 0
+    truncated: int = 0  # longer than max_length: the response was cut
+    dropped: int = 0  # the prompt alone filled max_length: nothing left to learn from
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_records(path: str | Path, max_records: int | None = None) -> list[dict[str, str]]:
+    """Read records or mosaic samples (JSONL, or a JSON list) keeping instruction/input/output."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, "training data not found (run the earlier stages first?)")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(path, f"not valid JSON ({exc.msg})", exc.lineno) from None
+        numbered = list(enumerate(rows if isinstance(rows, list) else [], start=1))
+    else:
+        numbered = []
+        for line_no, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    numbered.append((line_no, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise InputFileError(path, f"not valid JSON ({exc.msg})", line_no) from None
+    records = []
+    for line_no, row in numbered:
+        if not isinstance(row, dict) or not isinstance(row.get("instruction"), str) or not isinstance(row.get("output"), str):
+            raise InputFileError(path, "each record needs string fields instruction and output", line_no)
+        records.append({"instruction": row["instruction"], "input": row.get("input") or "", "output": row["output"]})
+        if max_records is not None and len(records) >= max_records:
+            break
+    if not records:
+        raise InputFileError(path, "no training records")
+    return records
+
+
+def instruction_text(record: dict[str, str]) -> str:
+    extra = record.get("input") or ""
+    return f"{record['instruction']}\n\n{extra}" if extra else record["instruction"]
+
+
+def render_prompt(instruction: str, tokenizer: Any, prompt_format: str) -> str:
+    """The text a model sees before it starts answering."""
+    if prompt_format == "vicuna":
+        return f"{VICUNA_SYSTEM} USER: {instruction} ASSISTANT: "
+    messages = [{"role": "user", "content": instruction}]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def render_pair(record: dict[str, str], tokenizer: Any, prompt_format: str) -> tuple[str, str]:
+    """(prompt, response) where response is the output plus the end-of-turn marker."""
+    instruction = instruction_text(record)
+    prompt = render_prompt(instruction, tokenizer, prompt_format)
+    output = record["output"]
+    if prompt_format == "vicuna":
+        return prompt, output + tokenizer.eos_token
+    messages = [{"role": "user", "content": instruction}, {"role": "assistant", "content": output}]
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not full.startswith(prompt + output):
+        raise MosaicItError(
+            "the tokenizer's chat template does not render the answer right after the prompt; "
+            "use train.prompt_format=vicuna"
+        )
+    # Whitespace after the end-of-turn token separates turns; it is not part of the answer.
+    end_of_turn = full[len(prompt) + len(output):].rstrip()
+    return prompt, output + end_of_turn
+
+
+def encode(record: dict[str, str], tokenizer: Any, prompt_format: str, max_length: int) -> tuple[Example | None, bool]:
+    """Token ids and labels for one record; returns (None, _) when the prompt leaves no room."""
+    prompt, response = render_pair(record, tokenizer, prompt_format)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+    ids = prompt_ids + response_ids
+    labels = [IGNORE] * len(prompt_ids) + response_ids
+    truncated = len(ids) > max_length
+    ids, labels = ids[:max_length], labels[:max_length]
+    if all(label == IGNORE for label in labels):
+        return None, truncated
+    return Example(ids, labels), truncated
+
+
+def encode_all(records: list[dict[str, str]], tokenizer: Any, prompt_format: str, max_length: int) -> tuple[list[Example], EncodeStats]:
+    stats = EncodeStats(records=len(records))
+    examples = []
+    for record in records:
+        example, truncated = encode(record, tokenizer, prompt_format, max_length)
+        stats.truncated += int(truncated and example is not None)
+        if example is None:
+            stats.dropped += 1
+        else:
+            examples.append(example)
+    if not examples:
+        raise MosaicItError(f"every prompt is longer than train.max_length={max_length}")
+    return examples, stats

@@ -1,0 +1,120 @@
+"""The training steps: forward, masked loss, backward with accumulation, clip, step, log, checkpoint."""
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mosaic_it.config.train import TrainConfig
+from mosaic_it.train.batching import Batch, Step, collate
+from mosaic_it.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from mosaic_it.train.cost import FlopModel
+from mosaic_it.train.data import IGNORE, Example
+from mosaic_it.train.distributed import DistInfo, all_reduce_max, all_reduce_sum
+
+
+@dataclass(frozen=True)
+class StepLog:
+    step: int  # 1-based optimizer step just finished
+    total_steps: int
+    loss: float  # mean cross-entropy over every response token of the step, all ranks
+    learning_rate: float
+    grad_norm: float
+    tokens_per_second: float  # real tokens of the step, all ranks, over its wall time
+
+
+@dataclass
+class Counters:
+    """Totals over the whole run (all ranks), carried across resumes in checkpoints."""
+    step: int = 0
+    wall_seconds: float = 0.0
+    real_tokens: int = 0
+    padded_tokens: int = 0
+    target_tokens: int = 0
+    flops: float = 0.0
+    flops_executed: float = 0.0
+    losses: list[float] = field(default_factory=list)
+
+
+def sum_loss(model: Any, batch: Batch, device: torch.device, amp: torch.dtype | None) -> torch.Tensor:
+    """Summed cross-entropy over the response tokens of one micro-batch."""
+    inputs = {k: v.to(device) for k, v in batch.tensors.items()}
+    autocast = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+    with autocast:
+        logits = model(**inputs, use_cache=False).logits
+    targets = batch.targets.to(device)
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum")
+
+
+def resume_point(ckpt_root: Path, cfg: TrainConfig) -> Path | None:
+    if cfg.resume == "never" or not ckpt_root.exists():
+        return None
+    found = list_checkpoints(ckpt_root)
+    return found[-1] if found else None
+
+
+def train_loop(*, model: Any, examples: Sequence[Example], steps: list[Step], cfg: TrainConfig,
+               optimizer: torch.optim.Optimizer, scheduler: Any, device: torch.device, amp: torch.dtype | None,
+               info: DistInfo, pad_id: int, flop_model: FlopModel, ckpt_root: Path,
+               callbacks: Sequence[Callable[[StepLog], None]] = ()) -> Counters:
+    counters = Counters()
+    # Checkpoints hold the unwrapped model's names, so a run may resume on another world size.
+    core = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    start = resume_point(ckpt_root, cfg)
+    if start is not None:
+        counters = Counters(**load_checkpoint(start, core, optimizer, scheduler, info))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    for index in range(counters.step, len(steps)):
+        tick = time.perf_counter()
+        mine = steps[index][info.rank::info.world_size]
+        batches = [collate([examples[i] for i in micro], cfg.batching, cfg.max_length, pad_id) for micro in mine]
+        # Normalise by the whole step's response tokens (every rank, every micro-batch), so that
+        # the gradient is the same however the step is split; DDP then averages over ranks.
+        step_targets = all_reduce_sum(sum(b.target_tokens for b in batches), info, device)
+        scale = info.world_size / max(step_targets, 1.0)
+        loss_sum = 0.0
+        for k, batch in enumerate(batches):
+            last = k == len(batches) - 1
+            sync = contextlib.nullcontext() if last or not info.active else model.no_sync()
+            with sync:
+                loss = sum_loss(model, batch, device, amp)
+                (loss * scale).backward()
+            loss_sum += float(loss.detach())
+        limit = cfg.max_grad_norm if cfg.max_grad_norm is not None else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, limit))
+        learning_rate = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        local = [sum(getattr(b, name) for b in batches)
+                 for name in ("real_tokens", "padded_tokens", "sum_sq_real", "sum_sq_padded")]
+        real, padded, sq_real, sq_padded = (all_reduce_sum(v, info, device) for v in local)
+        step_loss = all_reduce_sum(loss_sum, info, device) / max(step_targets, 1.0)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elapsed = all_reduce_max(time.perf_counter() - tick, info, device)
+
+        counters.step = index + 1
+        counters.wall_seconds += elapsed
+        counters.real_tokens += int(real)
+        counters.padded_tokens += int(padded)
+        counters.target_tokens += int(step_targets)
+        counters.flops += flop_model.train_flops(int(real), int(sq_real))
+        counters.flops_executed += flop_model.train_flops(int(padded), int(sq_padded), executed=True)
+        counters.losses.append(step_loss)
+        log = StepLog(counters.step, len(steps), step_loss, learning_rate, grad_norm,
+                      real / elapsed if elapsed > 0 else 0.0)
+        for callback in callbacks:
+            callback(log)
+        if cfg.save_every and counters.step % cfg.save_every == 0 and counters.step < len(steps):
+            save_checkpoint(ckpt_root, counters.step, core, optimizer, scheduler,
+                            counters.__dict__.copy(), info, cfg.keep_checkpoints)
+    return counters

@@ -1,0 +1,85 @@
+"""Loading the model to train (LoRA-wrapped or whole), choosing device and precision, saving it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mosaic_it.config.train import TrainConfig
+from mosaic_it.errors import MosaicItError
+from mosaic_it.models.embedded import resolve_model_path
+
+
+def pick_device(cfg: TrainConfig, local_rank: int = 0) -> torch.device:
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise MosaicItError("train.device=cuda but no CUDA device is visible")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on a GPU that supports it; weights and optimizer state stay fp32."""
+    if cfg.dtype == "fp32" or device.type != "cuda":
+        if cfg.dtype == "bf16" and device.type != "cuda":
+            raise MosaicItError("train.dtype=bf16 needs a CUDA device; use auto or fp32 on CPU")
+        return None
+    if not torch.cuda.is_bf16_supported():
+        if cfg.dtype == "bf16":
+            raise MosaicItError("this GPU does not support bf16; use train.dtype=fp32")
+        return None
+    return torch.bfloat16
+
+
+def load_model(cfg: TrainConfig, device: torch.device) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(cfg.model)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise MosaicItError(f"cannot load model {cfg.model!r}: {str(exc).splitlines()[0]}") from None
+    model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=list(cfg.lora.target_modules),
+            task_type="CAUSAL_LM",
+        )
+        try:
+            model = get_peft_model(model, lora)
+        except ValueError as exc:
+            raise MosaicItError(f"train.lora.target_modules: {exc}") from None
+    return model.to(device)
+
+
+def count_params(model: Any) -> dict[str, int]:
+    """Total, trainable, and matmul parameters (those multiplied with every token: Linear weights)."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    seen: set[int] = set()
+    matmul = 0
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(module, torch.nn.Linear) and id(weight) not in seen:
+            seen.add(id(weight))
+            matmul += weight.numel()
+    return {"total": total, "trainable": trainable, "matmul": matmul}
+
+
+def save_trained(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
+    """Adapter (LoRA) or full weights as safetensors, plus the tokenizer, in one directory."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

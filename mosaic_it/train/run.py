@@ -1,0 +1,187 @@
+"""One call that trains an arm end to end: data, model, steps, cost, MLflow, files for DVC.
+
+Outputs under <output_dir>/<arm>/: model/ (adapter or full weights as safetensors, tokenizer),
+metrics.json (cost and training metrics for DVC), cost.md and cost.csv, samples.json,
+config.yaml; checkpoints/ exists only while a run is unfinished.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from mosaic_it import tracking as track
+from mosaic_it.config.tracking import CostConfig, TrackingConfig
+from mosaic_it.config.train import TrainConfig
+from mosaic_it.jsonl import write_json
+from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.train import cost as costs
+from mosaic_it.train.batching import plan_steps
+from mosaic_it.train.data import encode_all, load_records
+from mosaic_it.train.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
+from mosaic_it.train.generate import sample_generations
+from mosaic_it.train.loop import StepLog, train_loop
+from mosaic_it.train.model import autocast_dtype, count_params, load_model, pick_device, save_trained
+from mosaic_it.train.optim import make_optimizer, make_scheduler
+
+
+@dataclass
+class TrainResult:
+    arm: str
+    output_dir: Path
+    model_dir: Path
+    metrics_path: Path
+    metrics: dict[str, float]
+    losses: list[float] = field(default_factory=list)
+    run_id: str | None = None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def fingerprint(cfg: TrainConfig, data_md5: str) -> str:
+    """Checkpoints resume only the same configuration on the same data."""
+    settings = cfg.model_dump(exclude={"save_every", "keep_checkpoints", "resume", "log_every",
+                                       "sample_prompts", "sample_max_new_tokens", "output_dir"})
+    return json.dumps({"config": settings, "data": data_md5}, sort_keys=True)
+
+
+def prepare_checkpoints(root: Path, stamp: str, info: DistInfo) -> None:
+    if info.is_main:
+        marker = root / "fingerprint.json"
+        if marker.exists() and marker.read_text(encoding="utf-8") != stamp:
+            shutil.rmtree(root)  # checkpoints of another configuration: never resume those
+        root.mkdir(parents=True, exist_ok=True)
+        marker.write_text(stamp, encoding="utf-8")
+    barrier(info)
+
+
+def run_training(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig | None = None,
+                 callbacks: Sequence[Callable[[StepLog], None]] = ()) -> TrainResult:
+    info = init_distributed()
+    try:
+        return _train(cfg, tracking, cost or CostConfig(), info, callbacks)
+    finally:
+        shutdown_distributed(info)
+
+
+def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: DistInfo,
+           callbacks: Sequence[Callable[[StepLog], None]]) -> TrainResult:
+    out_dir = Path(cfg.output_dir) / cfg.arm
+    seed_everything(cfg.seed)
+    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    records = load_records(cfg.data, cfg.max_records)
+    examples, enc = encode_all(records, tokenizer, cfg.prompt_format, cfg.max_length)
+    data_md5 = track.file_md5(cfg.data)
+
+    device = pick_device(cfg, info.local_rank)
+    amp = autocast_dtype(cfg, device)
+    model = load_model(cfg, device)
+    n_params = count_params(model)
+    flops = costs.flop_model(model, n_params, cfg.method == "full", cfg.gradient_checkpointing)
+    steps = plan_steps([len(e) for e in examples], cfg.batch_size, cfg.grad_accum, info.world_size, cfg.seed,
+                       cfg.group_by_length, cfg.epochs, cfg.max_steps)
+    trained = model
+    if info.active:
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, len(steps))
+    ckpt_root = out_dir / "checkpoints"
+    prepare_checkpoints(ckpt_root, fingerprint(cfg, data_md5), info)
+    costs.reset_peak_memory(device)
+
+    name = costs.device_name(device)
+    params = {"train": cfg.model_dump(), "cost": {"usd_per_device_hour": cost.usd_per_device_hour},
+              "derived": {"steps": len(steps), "samples": len(examples), "world_size": info.world_size,
+                          "devices": info.devices(device.type),
+                          "device": name, "params_total": n_params["total"],
+                          "params_trainable": n_params["trainable"], "data_md5": data_md5}}
+    run_ctx = (track.stage_run(f"train:{cfg.arm}", tracking, params=params, tags={"mosaic_it.arm": cfg.arm})
+               if info.is_main else contextlib.nullcontext())
+    with run_ctx as run:
+        if run is not None:
+            track.log_jsonl_dataset(cfg.data, name=f"{cfg.arm}-train")
+        hooks = list(callbacks)
+        if info.is_main:
+            hooks.append(_progress(len(steps), run is not None, cfg.log_every))
+        counters = train_loop(model=trained, examples=examples, steps=steps, cfg=cfg, optimizer=optimizer,
+                              scheduler=scheduler, device=device, amp=amp, info=info,
+                              pad_id=tokenizer.pad_token_id, flop_model=flops, ckpt_root=ckpt_root,
+                              callbacks=hooks)
+        peak_bytes = costs.peak_memory_bytes(device)
+        metrics = costs.cost_metrics(
+            wall_seconds=counters.wall_seconds, devices=info.devices(device.type),
+            usd_per_device_hour=cost.usd_per_device_hour, real_tokens=counters.real_tokens,
+            padded_tokens=counters.padded_tokens, flops=counters.flops, flops_executed=counters.flops_executed,
+            peak=costs.peak_flops(name, cost.peak_flops) if device.type == "cuda" else None,
+            peak_bytes=peak_bytes)
+        metrics.update({
+            "train/final_loss": counters.losses[-1] if counters.losses else float("nan"),
+            "train/mean_loss_last10": float(np.mean(counters.losses[-10:])) if counters.losses else float("nan"),
+            "train/steps": float(counters.step), "train/samples": float(len(examples)),
+            "tokens/response": float(counters.target_tokens),
+            "data/truncated": float(enc.truncated), "data/dropped": float(enc.dropped),
+            "params/trainable": float(n_params["trainable"]), "params/total": float(n_params["total"]),
+        })
+        result = TrainResult(cfg.arm, out_dir, out_dir / "model", out_dir / "metrics.json", metrics,
+                             list(counters.losses), run.info.run_id if run is not None else None)
+        if info.is_main:
+            _write_outputs(result, cfg, model, tokenizer, device, tracking, run is not None)
+        barrier(info)
+    if info.is_main:
+        shutil.rmtree(ckpt_root, ignore_errors=True)
+    return result
+
+
+def _progress(total: int, to_mlflow: bool, every: int) -> Callable[[StepLog], None]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="train", unit="step")
+
+    def on_step(log: StepLog) -> None:
+        if bar.n == 0 and log.step > 1:
+            bar.update(log.step - 1)  # resumed mid-way
+        bar.update(1)
+        bar.set_postfix(loss=f"{log.loss:.4f}")
+        if to_mlflow and (log.step % every == 0 or log.step == log.total_steps):
+            track.log_metrics({"train/loss": log.loss, "train/learning_rate": log.learning_rate,
+                               "train/grad_norm": log.grad_norm,
+                               "throughput/step_tokens_per_second": log.tokens_per_second}, step=log.step)
+        if log.step == log.total_steps:
+            bar.close()
+
+    return on_step
+
+
+def _write_outputs(result: TrainResult, cfg: TrainConfig, model: Any, tokenizer: Any, device: torch.device,
+                   tracking: TrackingConfig, to_mlflow: bool) -> None:
+    out = result.output_dir
+    shutil.rmtree(result.model_dir, ignore_errors=True)
+    save_trained(model, tokenizer, result.model_dir)
+    samples = sample_generations(model, tokenizer, cfg.sample_prompts, cfg.prompt_format,
+                                 cfg.sample_max_new_tokens, device)
+    write_json(out / "samples.json", samples)
+    write_json(result.metrics_path, result.metrics)
+    cost_rows = {cfg.arm: {k: v for k, v in result.metrics.items() if k.split("/")[0] in ("cost", "tokens", "throughput", "memory")}}
+    (out / "cost.md").write_text(costs.cost_table(cost_rows, "md"), encoding="utf-8")
+    (out / "cost.csv").write_text(costs.cost_table(cost_rows, "csv"), encoding="utf-8")
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+    if to_mlflow:
+        track.log_metrics(result.metrics)
+        for name in ("metrics.json", "cost.md", "cost.csv", "samples.json", "config.yaml"):
+            track.log_artifacts(out / name)
+        if tracking.log_model:
+            track.log_artifacts(result.model_dir, "model")
