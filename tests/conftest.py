@@ -37,3 +37,22 @@ def embedded_tokenizer():
     from mosaic_it.models.tokenizer import load_tokenizer
 
     return load_tokenizer(None)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, embedded_tokenizer) -> Path:
+    """A random-init 2-layer Llama (hidden 32) with the embedded tokenizer, saved like any HF model."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(embedded_tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         bos_token_id=embedded_tokenizer.bos_token_id, eos_token_id=embedded_tokenizer.eos_token_id,
+                         pad_token_id=embedded_tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    target = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(target, safe_serialization=True)
+    embedded_tokenizer.save_pretrained(target)
+    return target

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.config.data import SplitConfig, ValidateConfig
+from mosaic_it.config.evaluate import CompareConfig, EvaluateConfig
+from mosaic_it.config.tracking import CostConfig, TrackingConfig
+from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -25,6 +28,11 @@ class Params(BaseModel):
     validation: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     split: SplitConfig = Field(default_factory=SplitConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
