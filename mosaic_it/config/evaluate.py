@@ -1,0 +1,68 @@
+"""Sections `evaluate` and `compare` of params.yaml."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EvalName = Literal["heldout", "mosaic_following", "ifeval", "pairwise"]
+PairwiseSet = Literal["wizardlm", "koala", "vicuna", "self_instruct", "lima"]
+
+
+class GenerationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0)  # 0: greedy decoding
+    batch_size: int = Field(8, ge=1)
+    max_prompt_tokens: int = Field(1536, ge=8)  # longer prompts keep their end (the question)
+
+
+class JudgeConfig(BaseModel):
+    """Any OpenAI-compatible chat-completions endpoint; `url` null disables judging."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None  # base URL, e.g. http://127.0.0.1:8000/v1
+    model: str = "gpt-4o"
+    api_key_env: str = "MOSAIC_IT_JUDGE_API_KEY"  # the key itself never appears in any file
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    backoff_s: float = Field(2.0, ge=0)
+    max_tokens: int = Field(512, ge=8)
+    workers: int = Field(4, ge=1)
+
+
+class EvaluateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None  # HF model or PEFT adapter directory; null: the embedded model
+    arm: str = "baseline"
+    heldout: str = "runs/split/heldout.jsonl"
+    output_dir: str = "runs/evaluate"  # results go to <output_dir>/<arm>/
+    evals: list[EvalName] = ["heldout", "mosaic_following", "ifeval", "pairwise"]
+    device: str = "auto"  # auto: cuda when available, else cpu
+    prompt_format: Literal["chat_template", "vicuna"] = "chat_template"  # as in train.prompt_format
+    seed: int = 0
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    heldout_limit: int | None = Field(200, ge=1)  # null: every held-out record
+    heldout_max_tokens: int = Field(1024, ge=16)
+    mosaic_per_rule: int = Field(4, ge=1)
+    mosaic_max_instructions: int = Field(4, ge=2)
+    mosaic_max_new_tokens: int = Field(512, ge=1)  # a mosaic answer holds several responses
+    ifeval_path: str = "data/eval/ifeval_input_data.jsonl"
+    ifeval_limit: int | None = Field(None, ge=1)  # null: all 541 prompts
+    pairwise_dir: str = "data/eval"
+    pairwise_sets: list[PairwiseSet] = ["wizardlm", "koala", "vicuna", "self_instruct", "lima"]
+    pairwise_limit: int | None = Field(None, ge=1)  # prompts per test set; null: all
+
+
+class CompareConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    baseline: str = "baseline"  # arm names; the report reads <evaluate_dir>/<arm>/
+    candidate: str = "mosaic"
+    evaluate_dir: str = "runs/evaluate"
+    train_dir: str = "runs/train"  # cost metrics: <train_dir>/<arm>/metrics.json
+    output_dir: str = "runs/compare"
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)

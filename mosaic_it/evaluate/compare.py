@@ -1,0 +1,139 @@
+"""`run_compare`: baseline and candidate side by side on every metric and on cost, as markdown + PNG.
+
+Evaluation metrics come from <evaluate_dir>/<arm>/metrics.json, cost metrics from
+<train_dir>/<arm>/metrics.json (whatever keys are there). With a judge configured, every pairwise
+test set answered by both arms is judged with the candidate as answer A.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mosaic_it.config.evaluate import CompareConfig, JudgeConfig
+from mosaic_it.config.tracking import TrackingConfig
+from mosaic_it.errors import InputFileError
+from mosaic_it.evaluate.judge import JudgeClient, judge_all, tally
+from mosaic_it.evaluate.pairwise import generations_path
+from mosaic_it.evaluate.plots import bar_chart, write_csv
+from mosaic_it.evaluate.report import render_report
+from mosaic_it.jsonl import iter_jsonl, write_json, write_jsonl
+
+# Groups in report order; keys of other groups follow alphabetically.
+GROUP_ORDER = ("heldout", "mosaic_following", "ifeval", "pairwise", "cost", "tokens", "throughput", "train")
+HEADLINE = ("mosaic_following/format", "mosaic_following/count", "mosaic_following/order_kendall_tau",
+            "mosaic_following/mask", "ifeval/prompt_strict", "ifeval/prompt_loose",
+            "ifeval/instruction_strict", "ifeval/instruction_loose")
+COST_GROUPS = ("cost", "tokens", "throughput", "memory")
+
+
+@dataclass
+class ComparePaths:
+    report: Path
+    metrics: Path
+    table: Path
+    plots: list[Path] = field(default_factory=list)
+
+
+def read_metrics(path: Path, required: bool) -> dict[str, float]:
+    if not path.exists():
+        if required:
+            raise InputFileError(path, "metrics not found (run `mosaic-it evaluate` for this arm first)")
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputFileError(path, f"not valid JSON ({exc.msg})", exc.lineno) from None
+    return {k: float(v) for k, v in _flat(data).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def metric_order(key: str) -> tuple[int, str]:
+    group = key.split("/")[0]
+    return (GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER), key)
+
+
+def judge_arms(cfg: CompareConfig, judge: JudgeConfig, base_dir: Path, cand_dir: Path, out_dir: Path) -> dict[str, dict[str, float]]:
+    """Win/tie/lose of the candidate against the baseline on each test set both arms answered."""
+    client = JudgeClient(judge)
+    results = {}
+    for cand_file in sorted((cand_dir / "generations" / "pairwise").glob("*.jsonl")):
+        name = cand_file.stem
+        base_file = generations_path(base_dir, name)
+        if not base_file.exists():
+            continue
+        baseline = {row["id"]: row for row in iter_jsonl(base_file)}
+        pairs = [(row, baseline[row["id"]]) for row in iter_jsonl(cand_file) if row["id"] in baseline]
+        verdicts = judge_all(client, [c["prompt"] for c, _ in pairs], [c["response"] for c, _ in pairs],
+                             [b["response"] for _, b in pairs], desc=f"judge {name}")
+        write_jsonl(out_dir / "pairwise" / f"{name}.jsonl", (
+            {"id": c["id"], "prompt": c["prompt"], cfg.candidate: c["response"], cfg.baseline: b["response"], **v}
+            for (c, b), v in zip(pairs, verdicts)
+        ))
+        results[name] = tally(verdicts)
+    return results
+
+
+def _plots(cfg: CompareConfig, base: dict, cand: dict, pairwise: dict, out_dir: Path) -> list[Path]:
+    plots = []
+    shown = [k for k in HEADLINE if k in base or k in cand]
+    if shown:
+        plots.append(bar_chart(out_dir / "plots" / "metrics.png", shown,
+                               {cfg.baseline: [base.get(k) for k in shown], cfg.candidate: [cand.get(k) for k in shown]},
+                               "Evaluation: baseline vs candidate"))
+    costs = [k for k in sorted(set(base) | set(cand)) if k.split("/")[0] in COST_GROUPS]
+    if costs:
+        # Cost metrics have unlike units, so each is shown relative to the baseline.
+        ratios = [cand[k] / base[k] if base.get(k) and k in cand else None for k in costs]
+        plots.append(bar_chart(out_dir / "plots" / "cost.png", costs, {f"{cfg.candidate} / {cfg.baseline}": ratios},
+                               "Cost relative to the baseline (1 = same)", "ratio"))
+    if pairwise:
+        names = sorted(pairwise)
+        plots.append(bar_chart(out_dir / "plots" / "pairwise.png", names,
+                               {o: [pairwise[n][o] for n in names] for o in ("win", "tie", "lose")},
+                               f"{cfg.candidate} vs {cfg.baseline}, judged in both orders", "prompts"))
+    return plots
+
+
+def run_compare(cfg: CompareConfig, tracking: TrackingConfig | None = None) -> ComparePaths:
+    from mosaic_it import tracking as mlflow_tracking
+
+    eval_dir, train_dir, out_dir = Path(cfg.evaluate_dir), Path(cfg.train_dir), Path(cfg.output_dir)
+    base = read_metrics(eval_dir / cfg.baseline / "metrics.json", True)
+    cand = read_metrics(eval_dir / cfg.candidate / "metrics.json", True)
+    base.update(read_metrics(train_dir / cfg.baseline / "metrics.json", False))
+    cand.update(read_metrics(train_dir / cfg.candidate / "metrics.json", False))
+    tracking = tracking or TrackingConfig(enabled=False)
+    params = {"compare": cfg.model_dump()}
+    with mlflow_tracking.stage_run("compare", tracking, params=params) as run:
+        pairwise = {}
+        if cfg.judge.url:
+            pairwise = judge_arms(cfg, cfg.judge, eval_dir / cfg.baseline, eval_dir / cfg.candidate, out_dir)
+        keys = sorted(set(base) | set(cand), key=metric_order)
+        rows = [{"metric": k, cfg.baseline: base.get(k), cfg.candidate: cand.get(k),
+                 "delta": cand[k] - base[k] if k in base and k in cand else None} for k in keys]
+        table = write_csv(out_dir / "comparison.csv", rows)
+        summary = {f"delta/{r['metric']}": r["delta"] for r in rows if r["delta"] is not None}
+        summary.update({f"pairwise/{s}/{k}": v for s, t in pairwise.items() for k, v in t.items()})
+        metrics_path = out_dir / "metrics.json"
+        write_json(metrics_path, summary)
+        plots = _plots(cfg, base, cand, pairwise, out_dir)
+        report = out_dir / "report.md"
+        report.write_text(render_report(cfg, rows, pairwise, plots, out_dir), encoding="utf-8")
+        if run is not None:
+            mlflow_tracking.log_metrics(summary)
+            for path in (report, metrics_path, table):
+                mlflow_tracking.log_artifacts(path)
+            mlflow_tracking.log_artifacts(out_dir / "plots", "plots")
+            if pairwise:
+                mlflow_tracking.log_artifacts(out_dir / "pairwise", "pairwise")
+    return ComparePaths(report, metrics_path, table, plots)

@@ -1,0 +1,68 @@
+"""Batched chat generation: the model's chat template, left padding, KV cache, greedy by default."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from mosaic_it.config.evaluate import GenerationConfig
+from mosaic_it.jsonl import write_jsonl
+from mosaic_it.train.data import render_prompt  # the prompt the model was trained on
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    cfg: GenerationConfig,
+    desc: str = "generate",
+    seed: int = 0,
+    prompt_format: str = "chat_template",
+) -> list[str]:
+    """Answer each user message; results come back in the order of `prompts`."""
+    import torch
+
+    torch.manual_seed(seed)
+    texts = [render_prompt(p, tokenizer, prompt_format) for p in prompts]
+    # Batching prompts of similar length wastes the least compute on padding.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
+    tokenizer.truncation_side = "left"  # an over-long prompt keeps its question
+    answers: list[str] = [""] * len(texts)
+    sampling = cfg.temperature > 0
+    extra = {"do_sample": True, "temperature": cfg.temperature} if sampling else {"do_sample": False}
+    with tqdm(total=len(texts), desc=desc, unit="prompt") as bar:
+        for start in range(0, len(order), cfg.batch_size):
+            batch = order[start : start + cfg.batch_size]
+            enc = tokenizer(
+                [texts[i] for i in batch],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=cfg.max_prompt_tokens,
+                add_special_tokens=False,
+            ).to(model.device)
+            with torch.inference_mode():
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=cfg.max_new_tokens,
+                    use_cache=True,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                    top_p=None,
+                    top_k=None,
+                    **extra,
+                )
+            new_tokens = out[:, enc["input_ids"].shape[1] :]
+            for i, row in zip(batch, new_tokens):
+                answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+            bar.update(len(batch))
+    return answers
+
+
+def save_generations(path: str | Path, rows: Sequence[dict]) -> Path:
+    """Generations are artifacts: one JSON line per prompt with whatever identifies it."""
+    write_jsonl(path, rows)
+    return Path(path)

@@ -1,0 +1,68 @@
+"""Strict and loose IFEval accuracy, at prompt level and instruction level."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mosaic_it.errors import InputFileError
+from mosaic_it.evaluate.ifeval.checkers import CHECKERS
+
+
+def load_prompts(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
+    rows = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                unknown = [i for i in row["instruction_id_list"] if i not in CHECKERS]
+                row["prompt"], row["kwargs"]  # both are required
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputFileError(path, f"not an IFEval row ({exc})", number) from None
+            if unknown:
+                raise InputFileError(path, f"unknown instruction id {unknown[0]}", number)
+            rows.append(row)
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
+
+
+def loose_variants(response: str) -> list[str]:
+    """The response, without its first line, last line, or both; each also without asterisks."""
+    lines = response.split("\n")
+    cut = [response, "\n".join(lines[1:]).strip(), "\n".join(lines[:-1]).strip(), "\n".join(lines[1:-1]).strip()]
+    return cut + [c.replace("*", "") for c in cut]
+
+
+def follows(response: str, instruction_id: str, kwargs: Mapping[str, Any], loose: bool = False) -> bool:
+    arguments = {k: v for k, v in kwargs.items() if v is not None}
+    checker = CHECKERS[instruction_id]
+    candidates = loose_variants(response) if loose else [response]
+    return any(c.strip() and checker(c, **arguments) for c in candidates)
+
+
+def score_response(row: Mapping[str, Any], response: str) -> dict[str, list[bool]]:
+    pairs = list(zip(row["instruction_id_list"], row["kwargs"]))
+    return {
+        "strict": [follows(response, i, k) for i, k in pairs],
+        "loose": [follows(response, i, k, loose=True) for i, k in pairs],
+    }
+
+
+def aggregate(rows: Sequence[Mapping[str, Any]], scores: Iterable[Mapping[str, list[bool]]]) -> dict[str, float]:
+    totals: dict[str, list[float]] = defaultdict(list)
+    per_id: dict[str, list[bool]] = defaultdict(list)
+    for row, score in zip(rows, scores):
+        for mode in ("strict", "loose"):
+            totals[f"prompt_{mode}"].append(float(all(score[mode])))
+            totals[f"instruction_{mode}"].extend(float(x) for x in score[mode])
+        for instruction_id, ok in zip(row["instruction_id_list"], score["strict"]):
+            per_id[instruction_id].append(ok)
+    metrics = {name: sum(v) / len(v) for name, v in totals.items() if v}
+    for instruction_id, oks in sorted(per_id.items()):
+        metrics[f"strict/{instruction_id}"] = sum(oks) / len(oks)
+    return metrics

@@ -1,0 +1,24 @@
+"""Answers on the pairwise test sets, saved for `compare` to have judged against another arm's."""
+from __future__ import annotations
+
+from mosaic_it.evaluate.context import EvalContext, Metrics
+from mosaic_it.evaluate.ifeval.text import count_words
+from mosaic_it.evaluate.test_sets import load_test_set
+from mosaic_it.jsonl import write_jsonl
+
+
+def generations_path(arm_dir, test_set: str):
+    return arm_dir / "generations" / "pairwise" / f"{test_set}.jsonl"
+
+
+def run(ctx: EvalContext) -> Metrics:
+    metrics: Metrics = {}
+    for name in ctx.cfg.pairwise_sets:
+        rows = load_test_set(name, ctx.cfg.pairwise_dir, ctx.cfg.pairwise_limit)
+        responses = ctx.generate([row["prompt"] for row in rows], f"pairwise {name}")
+        path = generations_path(ctx.out_dir, name)
+        write_jsonl(path, ({**row, "response": r} for row, r in zip(rows, responses)))
+        ctx.artifacts.append(path)
+        metrics[f"{name}/prompts"] = float(len(rows))
+        metrics[f"{name}/mean_words"] = sum(map(count_words, responses)) / max(1, len(responses))
+    return metrics

@@ -1,0 +1,65 @@
+"""`run_evaluation`: load one arm's model, run the configured evals, write metrics and plots."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mosaic_it.config.evaluate import EvaluateConfig
+from mosaic_it.config.tracking import TrackingConfig
+from mosaic_it.evaluate.context import EvalContext
+from mosaic_it.evaluate.model import load_model
+from mosaic_it.evaluate.plots import bar_chart
+from mosaic_it.evaluate.registry import EVALS
+from mosaic_it.jsonl import write_json
+
+# The few numbers worth a glance; each is drawn only when its eval ran.
+HEADLINE = (
+    "mosaic_following/format", "mosaic_following/count", "mosaic_following/order_kendall_tau",
+    "mosaic_following/mask", "ifeval/prompt_strict", "ifeval/prompt_loose",
+    "ifeval/instruction_strict", "ifeval/instruction_loose",
+)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    arm: str
+    metrics: dict[str, float]
+    metrics_path: Path
+    out_dir: Path
+
+
+def _evaluate(cfg: EvaluateConfig, out_dir: Path) -> tuple[dict[str, float], list[Path]]:
+    model, tokenizer = load_model(cfg.model, cfg.device)
+    ctx = EvalContext(cfg, model, tokenizer, out_dir)
+    metrics: dict[str, float] = {}
+    for name in dict.fromkeys(cfg.evals):
+        started = time.perf_counter()
+        metrics.update({f"{name}/{key}": float(value) for key, value in EVALS[name](ctx).items()})
+        metrics[f"{name}/seconds"] = time.perf_counter() - started
+    shown = [k for k in HEADLINE if k in metrics]
+    if shown:
+        ctx.artifacts.append(bar_chart(ctx.path("plots", "summary.png"), shown,
+                                       {cfg.arm: [metrics[k] for k in shown]}, f"Evaluation of {cfg.arm}"))
+    return metrics, ctx.artifacts
+
+
+def run_evaluation(cfg: EvaluateConfig, tracking: TrackingConfig | None = None) -> EvalResult:
+    from mosaic_it import tracking as mlflow_tracking
+
+    out_dir = Path(cfg.output_dir) / cfg.arm
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracking = tracking or TrackingConfig(enabled=False)
+    with mlflow_tracking.stage_run("evaluate", tracking, params={"evaluate": cfg.model_dump()},
+                                   tags={"mosaic_it.arm": cfg.arm}) as run:
+        metrics, artifacts = _evaluate(cfg, out_dir)
+        metrics_path = out_dir / "metrics.json"
+        write_json(metrics_path, metrics)
+        if run is not None:
+            if "heldout" in cfg.evals or "mosaic_following" in cfg.evals:
+                mlflow_tracking.log_jsonl_dataset(cfg.heldout, "heldout", context="evaluation")
+            mlflow_tracking.log_metrics(metrics)
+            mlflow_tracking.log_artifacts(metrics_path)
+            for path in artifacts:
+                mlflow_tracking.log_artifacts(path, str(path.parent.relative_to(out_dir)))
+    return EvalResult(cfg.arm, metrics, metrics_path, out_dir)

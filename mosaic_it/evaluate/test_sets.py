@@ -1,0 +1,58 @@
+"""The pairwise test sets: each file's own fields normalised to {"id", "prompt"}."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mosaic_it.errors import InputFileError
+
+Row = dict[str, Any]
+
+
+def _self_instruct_prompt(row: Row) -> str:
+    instances = row.get("instances") or [{}]
+    extra = (instances[0].get("input") or "").strip()
+    return f"{row['instruction']}\n\n{extra}" if extra else row["instruction"]
+
+
+@dataclass(frozen=True)
+class TestSet:
+    file: str
+    ident: Callable[[Row, int], str]
+    prompt: Callable[[Row], str]
+
+
+TEST_SETS: dict[str, TestSet] = {
+    "wizardlm": TestSet("wizardlm_test.jsonl", lambda r, n: str(r["idx"]), lambda r: r["Instruction"]),
+    "koala": TestSet("koala_test.jsonl", lambda r, n: str(r["id"]), lambda r: r["prompt"]),
+    "vicuna": TestSet("vicuna_80.jsonl", lambda r, n: str(r["question_id"]), lambda r: r["text"]),
+    "self_instruct": TestSet("self_instruct_252.jsonl", lambda r, n: str(r["id"]), _self_instruct_prompt),
+    "lima": TestSet("lima_test.jsonl", lambda r, n: str(n), lambda r: r["conversations"]),
+}
+
+
+def load_test_set(name: str, directory: str | Path, limit: int | None = None) -> list[dict[str, str]]:
+    spec = TEST_SETS[name]
+    path = Path(directory) / spec.file
+    if not path.exists():
+        raise InputFileError(path, f"test set {name} not found")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                prompt = spec.prompt(row)
+                ident = spec.ident(row, number)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise InputFileError(path, f"not a {name} row ({exc!r})", number) from None
+            if isinstance(prompt, list):  # a conversation given as turns: its first turn is asked
+                prompt = prompt[0]
+            rows.append({"id": ident, "prompt": str(prompt).strip()})
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
