@@ -80,6 +80,7 @@ def test_masked_answer_present_fails_mask():
     assert good["mask"] is True and good["count"] is True and good["format"] is True
     leaked = score_generation(s, render([10, 11, 12]), RECORDS)
     assert leaked["mask"] is False and leaked["count"] is False
+    assert score_generation(s, "", RECORDS)["mask"] is False  # silence is not compliance
 
 
 def test_numbering_only_ignores_inner_lists():

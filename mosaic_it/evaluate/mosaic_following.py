@@ -79,7 +79,7 @@ def summarise(probes: Sequence[dict], scores: Sequence[dict]) -> tuple[list[dict
     }
     metrics = {k: v for k, v in overall.items() if v is not None}
     for row in rows:
-        metrics.update({f"{row['rule']}/{name}": row[name] for name in SCORES if row[name] is not None})
+        metrics.update({f"by_rule/{row['rule']}/{name}": row[name] for name in SCORES if row[name] is not None})
     return rows, metrics
 
 

@@ -9,6 +9,8 @@ Matching (for order and mask): each segment is matched to one of the sample's in
 token-overlap F1 (lower-cased word tokens) against the reference text of that instruction; pairs
 are assigned greedily from the most similar down, one segment per instruction, and a segment whose
 best remaining similarity is below `min_similarity` stays unmatched.
+
+Mask compliance: the right number of answers and none matched to a masked instruction.
 """
 from __future__ import annotations
 
@@ -166,7 +168,9 @@ def score_generation(
         "kendall_tau": kendall_tau(expected, matched),
         "spearman": spearman_rho(expected, matched),
         "order_exact": [x for x in matched if x is not None] == expected,
-        "mask": (not masked.intersection(matched)) if meta["strategy"] == "mask" else None,
+        # Silence would never answer a masked instruction, so mask compliance also needs the count.
+        "mask": (not masked.intersection(matched) and len(segments) == len(expected))
+        if meta["strategy"] == "mask" else None,
         "segments": len(segments),
         "matched": matched,
     }

@@ -33,7 +33,7 @@ def bar_chart(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(categories) * max(1, len(series))), 4.5))
+    fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.3 * len(categories) * max(1, len(series)))), 4.5))
     for k, (name, values) in enumerate(series.items()):
         xs = [i + k * width for i, v in enumerate(values) if v is not None]
         ax.bar(xs, [v for v in values if v is not None], width, label=name)
