@@ -70,6 +70,16 @@ def test_every_record_gets_exactly_the_expected_reasons(mixed_run):
             assert position not in rejected, (position, rejected.get(position))
 
 
+def test_rejections_carry_what_great_expectations_observed(mixed_run, embedded_tokenizer):
+    _, out = mixed_run
+    rejected = {row["position"]: row for row in iter_jsonl(out / "rejected.jsonl")}
+    assert rejected[12]["observed"] == {"duplicate_of": 0}
+    assert rejected[9]["observed"] == {"instruction_type": "number", "output_type": "array"}
+    expected_tokens = sum(len(embedded_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in ("many tokens", "x " * 140))
+    assert rejected[17]["observed"] == {"tokens": expected_tokens}
+    assert "observed" not in rejected[13]  # a text check: the text is in the record itself
+
+
 def test_valid_file_holds_clean_records_in_order(mixed_run):
     report, out = mixed_run
     valid = list(iter_jsonl(out / "valid.jsonl"))

@@ -10,7 +10,8 @@ from mosaic_it.cli.common import ParamsOption, SetOption
 from mosaic_it.config import DEFAULT_PARAMS, load_params
 
 InputArgument = Annotated[
-    Path | None, typer.Argument(help="Input file; default: the section's `input` in params.yaml.", show_default=False)
+    Path | None,
+    typer.Argument(metavar="INPUT", help="Input file; default: the section's `input` in params.yaml.", show_default=False),
 ]
 OutputDirOption = Annotated[
     Path | None, typer.Option("--output-dir", "-o", help="Output folder; default: the section's `output_dir`.", show_default=False)

@@ -10,9 +10,11 @@ import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from mosaic_it.data.ingest import TEXT_FIELDS
 from mosaic_it.data.suite import Check
 from mosaic_it.errors import MosaicItError
 
@@ -22,6 +24,7 @@ SUITE_NAME = "instruction_records"
 @dataclass
 class SuiteOutcome:
     reasons: dict[int, list[str]]  # position -> reasons, in suite order; positions that passed are absent
+    observed: dict[int, dict[str, Any]]  # position -> {column: value GX found} for the non-text columns
     success: bool
     data_docs_index: Path
 
@@ -77,15 +80,24 @@ def run_suite(frame: pd.DataFrame, checks: list[Check], docs_dir: Path) -> Suite
     result = checkpoint.run(batch_parameters={"dataframe": frame})
 
     reasons: dict[int, list[str]] = defaultdict(list)
+    observed: dict[int, dict[str, Any]] = defaultdict(dict)
     for validation in result.run_results.values():
         for outcome in validation.results:
             reason = outcome.expectation_config.meta["reason"]
             error = _raised(outcome.exception_info)
             if error is not None:
                 raise MosaicItError(f"Great Expectations could not evaluate check {reason}: {error}")
+            column = outcome.expectation_config.kwargs["column"]
             for row in outcome.result.get("unexpected_index_list") or []:
-                reasons[int(row["position"])].append(reason)
-    return SuiteOutcome(dict(reasons), bool(result.success), docs_dir / "index.html")
+                position = int(row["position"])
+                reasons[position].append(reason)
+                if column not in TEXT_FIELDS:  # the texts themselves are in the rejected record already
+                    observed[position][column] = _plain(row[column])
+    return SuiteOutcome(dict(reasons), dict(observed), bool(result.success), docs_dir / "index.html")
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value  # numpy scalars -> JSON-friendly
 
 
 def _raised(info: dict | None) -> str | None:

@@ -3,7 +3,7 @@
 Outputs in cfg.output_dir:
   valid.jsonl           clean {instruction, input, output} records, in input order
   valid_positions.json  for each line of valid.jsonl, the record's position in the input file
-  rejected.jsonl        {position, line, reasons, record | raw_text} for every rejected record
+  rejected.jsonl        {position, line, reasons, [observed], record | raw_text} per rejected record
   report.json           totals, counts per reason, the input path and its sha256
   data_docs/            Great Expectations data docs (HTML)
 Every input record lands in exactly one of valid.jsonl and rejected.jsonl.
@@ -96,7 +96,7 @@ def run_validation(cfg: ValidateConfig, progress: bool = False) -> ValidationRep
         bar.set_postfix_str("writing")
         verdicts = {r.position: [r.fault] for r in ingest.records if r.fault is not None}
         verdicts.update(outcome.reasons)
-        report = _write_outputs(cfg, ingest.records, verdicts, ingest.sha256, outcome.data_docs_index)
+        report = _write_outputs(cfg, ingest.records, verdicts, outcome.observed, ingest.sha256, outcome.data_docs_index)
         bar.update()
 
     if report.rejected_fraction > cfg.max_rejected_fraction:
@@ -114,6 +114,7 @@ def _write_outputs(
     cfg: ValidateConfig,
     records: list[InputRecord],
     verdicts: dict[int, list[str]],
+    observed: dict[int, dict[str, Any]],
     sha256: str,
     data_docs_index: Path,
 ) -> ValidationReport:
@@ -129,7 +130,7 @@ def _write_outputs(
     }
     write_jsonl(paths["valid"], ({f: r.fields[f] for f in TEXT_FIELDS} for r in valid))
     write_json(paths["valid_positions"], [r.position for r in valid])
-    write_jsonl(paths["rejected"], (_rejection(r, verdicts[r.position]) for r in rejected))
+    write_jsonl(paths["rejected"], (_rejection(r, verdicts[r.position], observed.get(r.position)) for r in rejected))
 
     counts = Counter(reason for reasons in verdicts.values() for reason in reasons)
     report = ValidationReport(
@@ -146,7 +147,9 @@ def _write_outputs(
     return report
 
 
-def _rejection(record: InputRecord, reasons: list[str]) -> dict[str, Any]:
+def _rejection(record: InputRecord, reasons: list[str], observed: dict[str, Any] | None) -> dict[str, Any]:
     row: dict[str, Any] = {"position": record.position, "line": record.line, "reasons": reasons}
+    if observed:  # e.g. {"tokens": 2301} or {"duplicate_of": 12}, as Great Expectations saw them
+        row["observed"] = observed
     row["raw_text" if record.fault in UNPARSED_FAULTS else "record"] = record.raw
     return row
