@@ -47,7 +47,7 @@ def file_cache_key(
 ) -> Callable[[Any, dict[str, Any]], str | None]:
     """A Prefect `cache_key_fn` keyed on the config and the content of the files it reads.
 
-    The task's single argument `cfg` is its config section. A cached result is only reused while
+    The task's `cfg` argument is its config section. A cached result is only reused while
     the stage's outputs are still on disk: when one is missing the key is None and the task runs.
     """
 
@@ -56,23 +56,36 @@ def file_cache_key(
         if not all(Path(p).exists() for p in outputs(cfg)):
             return None
         config = cfg.model_dump_json() if isinstance(cfg, BaseModel) else json.dumps(cfg, sort_keys=True)
-        return f"{context.task.name}-{hash_paths(inputs(cfg))}-{hashlib.sha256(config.encode()).hexdigest()[:16]}"
+        # The working directory is part of the key: outputs are relative paths inside one checkout.
+        setting = hashlib.sha256(f"{Path.cwd()}\n{config}".encode()).hexdigest()[:16]
+        return f"{context.task.name}-{hash_paths(inputs(cfg))}-{setting}"
 
     return key
 
 
-def mlflow_link() -> str:
-    """Markdown naming the active MLflow run (id, experiment, and a UI address where one is known)."""
-    run = mlflow.active_run()
-    if run is None:
-        return "_No MLflow run was active._"
-    uri = mlflow.get_tracking_uri()
-    exp, rid = run.info.experiment_id, run.info.run_id
-    if uri.startswith(("http://", "https://")):
-        where = f"[open in MLflow]({uri.rstrip('/')}/#/experiments/{exp}/runs/{rid})"
+def mlflow_link(run_id: str | None = None) -> str:
+    """Markdown naming an MLflow run (default: the active one), with its UI address where known."""
+    if run_id is None:
+        active = mlflow.active_run()
+        if active is None:
+            return "_MLflow tracking is off for this stage._"
+        run_id, exp = active.info.run_id, active.info.experiment_id
     else:
-        where = f"store `{uri}` (browse with `mlflow ui --backend-store-uri {uri}`)"
-    return f"MLflow run `{rid}` (experiment {exp}): {where}"
+        exp = mlflow.MlflowClient().get_run(run_id).info.experiment_id
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        where = f"[open in MLflow]({uri.rstrip('/')}/#/experiments/{exp}/runs/{run_id})"
+    else:
+        where = f"store `{uri}`; browse with `mlflow ui --backend-store-uri {uri}`"
+    return f"MLflow run `{run_id}` (experiment {exp}): {where}"
+
+
+def last_run_id(enabled: bool) -> str | None:
+    """The id of the stage run a core function just opened and closed in this thread."""
+    if not enabled:
+        return None
+    run = mlflow.last_active_run()
+    return run.info.run_id if run is not None else None
 
 
 def _artifact_key(title: str) -> str:
@@ -86,7 +99,10 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
+def markdown_table(rows: list[dict[str, Any]] | dict[str, Any]) -> str:
+    """Rows as a markdown table; a dict becomes name/value rows."""
+    if isinstance(rows, dict):
+        rows = [{"name": k, "value": v} for k, v in rows.items()]
     if not rows:
         return "_(empty)_"
     columns = list(dict.fromkeys(k for row in rows for k in row))
@@ -95,24 +111,19 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def publish(title: str, rows: list[dict[str, Any]] | dict[str, Any]) -> None:
-    """A markdown artifact: the table (a dict becomes name/value rows) under a link to the MLflow run."""
-    if isinstance(rows, dict):
-        rows = [{"name": k, "value": v} for k, v in rows.items()]
-    link = mlflow_link()
-    create_markdown_artifact(
-        markdown=f"# {title}\n\n{link}\n\n{markdown_table(rows)}\n",
-        key=_artifact_key(title),
-        description=link,
-    )
+def publish(title: str, body: str | list[dict[str, Any]] | dict[str, Any], run_id: str | None = None) -> str:
+    """A Prefect markdown artifact under a link to an MLflow run (default: the active one).
+
+    `body` is markdown, a list of rows, or a dict (shown as name/value rows).
+    """
+    if not isinstance(body, str):
+        body = markdown_table(body)
+    link = mlflow_link(run_id)
+    markdown = f"# {title}\n\n{link}\n\n{body}\n"
+    create_markdown_artifact(markdown=markdown, key=_artifact_key(title), description=link)
+    return markdown
 
 
-def report_dict(report: Any) -> dict[str, Any]:
-    """A core report (pydantic model, dataclass or dict) as a flat-enough dict for a table."""
-    if isinstance(report, BaseModel):
-        return report.model_dump(mode="json")
-    if hasattr(report, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        return asdict(report)
-    return dict(report)
+def numeric(values: dict[str, Any]) -> dict[str, float]:
+    """The top-level numbers of a report, for MLflow metrics."""
+    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

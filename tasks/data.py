@@ -1,0 +1,55 @@
+"""Prefect tasks for the data stages: validate and split (core: mosaic_it.data)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+
+from mosaic_it import tracking as track
+from mosaic_it.config.data import SplitConfig, ValidateConfig
+from mosaic_it.config.tracking import TrackingConfig
+from mosaic_it.data.split import SplitReport, run_split
+from mosaic_it.data.validate import ValidationReport, run_validation
+from tasks.common import (
+    IO_RETRIES, IO_RETRY_DELAY_S, file_cache_key, markdown_table, numeric, publish, retry_on_io,
+)
+
+VALIDATE_OUTPUTS = ("valid.jsonl", "rejected.jsonl", "report.json")
+SPLIT_OUTPUTS = ("train.jsonl", "heldout.jsonl", "split.json")
+
+
+def _in(folder: str, names: tuple[str, ...]) -> list[str]:
+    return [str(Path(folder) / name) for name in names]
+
+
+@task(
+    name="validate",
+    retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=retry_on_io,
+    cache_key_fn=file_cache_key(lambda c: [c.input], lambda c: _in(c.output_dir, VALIDATE_OUTPUTS)),
+    persist_result=True,
+)
+def validate(cfg: ValidateConfig, tracking: TrackingConfig) -> ValidationReport:
+    with track.stage_run("validate", tracking, params={"validate": cfg.model_dump()}) as run:
+        report = run_validation(cfg)
+        if run is not None:
+            track.log_metrics(numeric(report.to_json()))
+            track.log_artifacts(report.paths["report"])
+        totals = {k: v for k, v in report.to_json().items() if k not in ("paths", "reasons")}
+        reasons = [{"reason": k, "records": v} for k, v in report.reasons.items()]
+        publish("Validation report", f"{report.summary()}\n\n{markdown_table(totals)}\n\n{markdown_table(reasons)}")
+    return report
+
+
+@task(
+    name="split",
+    retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=retry_on_io,
+    cache_key_fn=file_cache_key(lambda c: [c.input], lambda c: _in(c.output_dir, SPLIT_OUTPUTS)),
+    persist_result=True,
+)
+def split(cfg: SplitConfig, tracking: TrackingConfig) -> SplitReport:
+    with track.stage_run("split", tracking, params={"split": cfg.model_dump()}) as run:
+        report = run_split(cfg)
+        if run is not None:
+            track.log_metrics({"total": report.total, "train": report.train, "heldout": report.heldout})
+    return report
+

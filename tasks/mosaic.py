@@ -1,0 +1,42 @@
+"""Prefect task for the augment stage: mosaic samples and their stats (core: mosaic_it.mosaic)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from mosaic_it import tracking as track
+from mosaic_it.config.augment import AugmentConfig
+from mosaic_it.config.tracking import TrackingConfig
+from mosaic_it.mosaic.augment import AugmentReport, run_augment
+from mosaic_it.mosaic.stats import run_stats
+from tasks.common import (
+    IO_RETRIES, IO_RETRY_DELAY_S, file_cache_key, markdown_table, numeric, publish, retry_on_io,
+)
+
+
+def _stats_table(stats: dict[str, Any]) -> str:
+    shape = {f"{group}/{k}": v for group in ("instructions_per_sample", "tokens_per_sample")
+             for k, v in stats.get(group, {}).items() if k != "histogram"}
+    rules = [{"strategy:rule": k, "samples": v} for k, v in stats.get("per_rule", {}).items()]
+    return f"{markdown_table({'samples': stats.get('samples', 0), **shape})}\n\n{markdown_table(rules)}"
+
+
+@task(
+    name="augment",
+    retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=retry_on_io,
+    cache_key_fn=file_cache_key(lambda c: [c.input], lambda c: [c.output, str(Path(c.stats_dir) / "stats.json")]),
+    persist_result=True,
+)
+def augment(cfg: AugmentConfig, tracking: TrackingConfig) -> tuple[AugmentReport, dict[str, Any]]:
+    with track.stage_run("augment", tracking, params={"augment": cfg.model_dump()}) as run:
+        report = run_augment(cfg, show_progress=False)
+        stats = run_stats(cfg.output, cfg.stats_dir, cfg.tokenizer)
+        if run is not None:
+            track.log_metrics(numeric(report.as_dict()))
+            track.log_metrics({f"per_strategy/{k}": v for k, v in report.per_strategy.items()})
+            track.log_artifacts(cfg.stats_dir, "stats")
+        publish("Mosaic stats", f"{report.samples} samples from {report.records} records "
+                f"({report.skipped_too_long} too long to fit).\n\n{_stats_table(stats)}")
+    return report, stats

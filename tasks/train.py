@@ -1,0 +1,79 @@
+"""Prefect task for the train stage (core: mosaic_it.train.run.run_training).
+
+`launcher="inline"` trains in the flow's process. `launcher="accelerate"` runs the same `mosaic-it
+train` command under `accelerate launch`, one process per device (a GPU work pool's worker), with
+the flow's MLflow run handed over as the parent of the training run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import mlflow
+import yaml
+from prefect import task
+
+from mosaic_it.config.tracking import CostConfig, TrackingConfig
+from mosaic_it.config.train import TrainConfig
+from mosaic_it.tracking import PARENT_RUN_ENV
+from mosaic_it.train.run import TrainResult, run_training
+from tasks.common import IO_RETRIES, IO_RETRY_DELAY_S, last_run_id, publish, retry_on_io
+
+Launcher = Literal["inline", "accelerate"]
+
+
+def accelerate_command(params_path: Path, num_processes: int, use_cpu: bool) -> list[str]:
+    """`accelerate launch ... mosaic-it train --params <file>`, with every launcher default spelled out."""
+    script = Path(sys.executable).with_name("mosaic-it")
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1",
+              "--num_processes", str(num_processes), "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch += ["--cpu"] if use_cpu else (["--multi_gpu"] if num_processes > 1 else [])
+    return [*launch, str(script), "train", "--params", str(params_path)]
+
+
+def _launch(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, num_processes: int) -> TrainResult:
+    import torch
+
+    env = dict(os.environ)
+    parent = mlflow.active_run()
+    if parent is not None:
+        env[PARENT_RUN_ENV] = parent.info.run_id
+    with tempfile.TemporaryDirectory(prefix="mosaic-it-train-") as tmp:
+        params = Path(tmp) / "params.yaml"
+        sections = {"train": cfg.model_dump(), "tracking": tracking.model_dump(), "cost": cost.model_dump()}
+        params.write_text(yaml.safe_dump(sections), encoding="utf-8")
+        use_cpu = cfg.device == "cpu" or not torch.cuda.is_available()
+        subprocess.run(accelerate_command(params, num_processes, use_cpu), env=env, check=True)
+    out_dir = Path(cfg.output_dir) / cfg.arm
+    metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
+    run_id = None
+    if tracking.enabled and parent is not None:
+        found = mlflow.search_runs(
+            experiment_ids=[parent.info.experiment_id], output_format="list", max_results=1,
+            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.`mosaic_it.arm` = '{cfg.arm}'",
+            order_by=["attributes.start_time DESC"])
+        run_id = found[0].info.run_id if found else None
+    return TrainResult(cfg.arm, out_dir, out_dir / "model", out_dir / "metrics.json", metrics, run_id=run_id)
+
+
+@task(
+    name="train", task_run_name="train-{cfg.arm}",
+    retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=retry_on_io,
+)
+def train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig,
+          launcher: Launcher = "inline", num_processes: int = 1) -> TrainResult:
+    if launcher == "accelerate":
+        result = _launch(cfg, tracking, cost, num_processes)
+    else:
+        result = run_training(cfg, tracking, cost)
+        result.run_id = result.run_id or last_run_id(tracking.enabled)
+    cost_table = (result.output_dir / "cost.md").read_text(encoding="utf-8")
+    loss = result.metrics.get("train/final_loss")
+    publish(f"Cost {cfg.arm}", f"{int(result.metrics.get('train/steps', 0))} steps, final loss {loss:.4f}; "
+            f"model in `{result.model_dir}`.\n\n{cost_table}", run_id=result.run_id)
+    return result
