@@ -24,15 +24,14 @@ def response_loss(model: Any, examples: list[Example], batch_size: int, pad_id: 
         ids = torch.tensor([e.input_ids + [pad_id] * (width - len(e)) for e in batch], device=model.device)
         labels = torch.tensor([e.labels + [IGNORE] * (width - len(e)) for e in batch], device=model.device)
         mask = torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in batch], device=model.device)
+        # Position t predicts token t + 1; only response positions need the (vocab-wide) head.
+        targets = labels[:, 1:]
+        keep = targets != IGNORE
         with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        # Position t predicts token t + 1.
-        loss = F.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
-            ignore_index=IGNORE, reduction="sum",
-        )
-        total += loss.item()
-        tokens += int((labels[:, 1:] != IGNORE).sum())
+            hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+            logits = model.get_output_embeddings()(hidden[keep]).float()
+        total += F.cross_entropy(logits, targets[keep], reduction="sum").item()
+        tokens += int(keep.sum())
     return total, tokens
 
 
