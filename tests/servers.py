@@ -135,3 +135,58 @@ def prefect_server(workdir: Path) -> Iterator[dict[str, str]]:
     with background(cmd, log_path, env, cwd=workdir) as proc:
         wait_http(f"{api_url}/health", proc, log_path)
         yield env
+
+
+# --- A scratch checkout: the repository's files in a temporary git repo, on a tiny configuration.
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "mosaic-it tests", "GIT_AUTHOR_EMAIL": "tests@localhost",
+                "GIT_COMMITTER_NAME": "mosaic-it tests", "GIT_COMMITTER_EMAIL": "tests@localhost"}
+
+
+def tiny_params(model_dir: Path | None, records_file: str = "data/tiny.json") -> dict:
+    """params.yaml with every stage shrunk to seconds: a few records, two optimizer steps, tiny evals.
+
+    `model_dir` None trains the real embedded model; a path trains that (e.g. a random tiny Llama).
+    """
+    import yaml
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    shrink = {
+        "validate": {"input": records_file, "max_tokens": 512},
+        "split": {"heldout_fraction": 0.1},
+        "augment": {"epochs": 1, "max_instructions": 3, "max_tokens": 256},
+        "train": {"arm": "mosaic", "data": params["augment"]["output"], "model": str(model_dir) if model_dir else None,
+                  "max_length": 96, "max_steps": 2, "batch_size": 2, "save_every": 0, "sample_prompts": [],
+                  "sample_max_new_tokens": 0},
+        "evaluate": {"evals": ["heldout", "ifeval"], "heldout_limit": 2, "heldout_max_tokens": 96, "ifeval_limit": 1,
+                     "generation": {**params["evaluate"]["generation"], "max_new_tokens": 4, "batch_size": 2}},
+        "tracking": {"tracking_uri": "sqlite:///mlflow.db", "log_model": False},
+    }
+    for section, values in shrink.items():
+        params.setdefault(section, {}).update(values)
+    return params
+
+
+def scratch_repo(target: Path, params: dict, records: int = 40) -> Path:
+    """Copy the checkout's files (tracked and not ignored) into `target`, add `records` records as
+    data/tiny.json and `params` as params.yaml, and commit it all in a fresh git repository."""
+    import json
+    import shutil
+
+    import yaml
+
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO_ROOT, check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    sample = json.loads((REPO_ROOT / "data" / "alpaca_sample.json").read_text(encoding="utf-8"))
+    (target / "data" / "tiny.json").write_text(json.dumps(sample[:records]), encoding="utf-8")
+    (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    env = venv_env(**GIT_IDENTITY)
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "scratch"]):
+        subprocess.run(cmd, cwd=target, env=env, check=True)
+    return target

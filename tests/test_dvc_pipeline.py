@@ -1,0 +1,72 @@
+"""`dvc repro` and `dvc exp run` on the real dvc.yaml, in a scratch copy of the repository.
+
+The stages run the real `mosaic-it` CLI on a tiny configuration (40 records, a random 2-layer
+Llama, two optimizer steps, a handful of eval prompts), so the whole pipeline takes seconds.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from servers import VENV_BIN, scratch_repo, tiny_params, venv_env
+
+STAGES = ("validate", "split", "augment", "train", "evaluate")
+
+
+def dvc(repo: Path, *args: str) -> str:
+    done = subprocess.run([str(VENV_BIN / "dvc"), *args], cwd=repo, env=venv_env(), capture_output=True, text=True)
+    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([a-z]+)'", output))
+
+
+def skipped(output: str) -> set[str]:
+    return set(re.findall(r"Stage '([a-z]+)' didn't change, skipping", output))
+
+
+@pytest.fixture
+def repo(tmp_path, tiny_llama_dir) -> Path:
+    return scratch_repo(tmp_path / "repo", tiny_params(tiny_llama_dir))
+
+
+def test_dvc_stages_read_only_their_own_params_section(repo_root):
+    stages = yaml.safe_load((repo_root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    assert tuple(stages) == STAGES
+    for name, stage in stages.items():
+        assert stage["params"] == [name], name
+        assert stage["cmd"].split()[:2] == ["mosaic-it", name], name
+
+
+@pytest.mark.slow
+def test_repro_skips_unchanged_stages_and_reruns_downstream_of_a_change(repo):
+    first = dvc(repo, "repro")
+    assert ran(first) == set(STAGES)
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    arm = params["train"]["arm"]
+    for path in ("runs/validate/valid.jsonl", "runs/split/train.jsonl", params["augment"]["output"],
+                 "runs/augment/stats/stats.json", f"runs/train/{arm}/model", f"runs/train/{arm}/metrics.json",
+                 f"runs/evaluate/{arm}/metrics.json"):
+        assert (repo / path).exists(), path
+    assert "heldout/loss" in dvc(repo, "metrics", "show", "--json")
+
+    again = dvc(repo, "repro")
+    assert ran(again) == set() and skipped(again) == set(STAGES)
+
+    params["augment"]["seed"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    changed = dvc(repo, "repro")
+    assert ran(changed) == {"augment", "train", "evaluate"}
+    assert skipped(changed) == {"validate", "split"}
+
+    experiment = dvc(repo, "exp", "run", "-S", "augment.wrap_mode=exp")
+    assert ran(experiment) == {"augment", "train", "evaluate"}
+    assert "Ran experiment" in experiment
+    assert yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["augment"]["wrap_mode"] == "exp"
+    assert len(dvc(repo, "exp", "list", "--name-only").split()) == 1
