@@ -42,14 +42,33 @@ class Counters:
     losses: list[float] = field(default_factory=list)
 
 
-def sum_loss(model: Any, batch: Batch, device: torch.device, amp: torch.dtype | None) -> torch.Tensor:
-    """Summed cross-entropy over the response tokens of one micro-batch."""
+def sum_loss(model: Any, batch: Batch, device: torch.device, amp: torch.dtype | None,
+             slice_head: bool = True) -> torch.Tensor:
+    """Summed cross-entropy over the response tokens of one micro-batch.
+
+    With `slice_head` the output head runs only at positions that have a target: prompt and
+    padding positions never need the vocabulary-sized logits (the largest tensor of a step).
+    """
     inputs = {k: v.to(device) for k, v in batch.tensors.items()}
+    targets = batch.targets.to(device)
+    keep = targets != IGNORE
+    if slice_head:
+        inputs["logits_to_keep"] = keep
     autocast = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
     with autocast:
         logits = model(**inputs, use_cache=False).logits
-    targets = batch.targets.to(device)
-    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum")
+    logits = logits.reshape(-1, logits.shape[-1])
+    wanted = targets[keep] if slice_head else targets.flatten()
+    return F.cross_entropy(logits.float(), wanted, ignore_index=IGNORE, reduction="sum")
+
+
+def supports_head_slicing(model: Any) -> bool:
+    """Whether the causal LM's forward takes `logits_to_keep` (current transformers models do)."""
+    import inspect
+
+    core = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    core = core.get_base_model() if hasattr(core, "get_base_model") else core
+    return "logits_to_keep" in inspect.signature(core.forward).parameters
 
 
 def resume_point(ckpt_root: Path, cfg: TrainConfig) -> Path | None:
@@ -70,6 +89,7 @@ def train_loop(*, model: Any, examples: Sequence[Example], steps: list[Step], cf
     if start is not None:
         counters = Counters(**load_checkpoint(start, core, optimizer, scheduler, info))
     trainable = [p for p in model.parameters() if p.requires_grad]
+    slice_head = supports_head_slicing(model)
     model.train()
     for index in range(counters.step, len(steps)):
         tick = time.perf_counter()
@@ -84,7 +104,7 @@ def train_loop(*, model: Any, examples: Sequence[Example], steps: list[Step], cf
             last = k == len(batches) - 1
             sync = contextlib.nullcontext() if last or not info.active else model.no_sync()
             with sync:
-                loss = sum_loss(model, batch, device, amp)
+                loss = sum_loss(model, batch, device, amp, slice_head)
                 (loss * scale).backward()
             loss_sum += float(loss.detach())
         limit = cfg.max_grad_norm if cfg.max_grad_norm is not None else float("inf")
