@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,9 @@ def log_jsonl_dataset(path: str | Path, name: str, context: str = "training") ->
     md5 = file_md5(path)
     frame = pd.read_json(path, lines=Path(path).suffix == ".jsonl", dtype=False)
     keep = [c for c in ("instruction", "input", "output", "count") if c in frame.columns]
-    dataset = mlflow.data.from_pandas(frame[keep], source=str(Path(path).resolve()), name=name, digest=md5)
+    with warnings.catch_warnings():  # a local path matches two equivalent MLflow source types
+        warnings.filterwarnings("ignore", message="The specified dataset source", category=UserWarning)
+        dataset = mlflow.data.from_pandas(frame[keep], source=str(Path(path).resolve()), name=name, digest=md5)
     mlflow.log_input(dataset, context=context)
     mlflow.set_tag(f"dataset.{name}.md5", md5)
     return md5

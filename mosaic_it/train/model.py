@@ -1,6 +1,7 @@
 """Loading the model to train (LoRA-wrapped or whole), choosing device and precision, saving it."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,9 @@ def load_model(cfg: TrainConfig, device: torch.device) -> Any:
             task_type="CAUSAL_LM",
         )
         try:
-            model = get_peft_model(model, lora)
+            with warnings.catch_warnings():  # peft calls a transformers property deprecated in v5
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                model = get_peft_model(model, lora)
         except ValueError as exc:
             raise MosaicItError(f"train.lora.target_modules: {exc}") from None
     return model.to(device)
