@@ -68,7 +68,7 @@ def mlflow_link(run_id: str | None = None) -> str:
     if run_id is None:
         active = mlflow.active_run()
         if active is None:
-            return "_MLflow tracking is off for this stage._"
+            return "_No MLflow run to link (tracking is off, or the stage ran outside a flow)._"
         run_id, exp = active.info.run_id, active.info.experiment_id
     else:
         exp = mlflow.MlflowClient().get_run(run_id).info.experiment_id
@@ -80,12 +80,21 @@ def mlflow_link(run_id: str | None = None) -> str:
     return f"MLflow run `{run_id}` (experiment {exp}): {where}"
 
 
-def last_run_id(enabled: bool) -> str | None:
-    """The id of the stage run a core function just opened and closed in this thread."""
-    if not enabled:
+def child_run_id(stage: str, arm: str | None = None) -> str | None:
+    """The newest stage run (by `mosaic_it.stage` / `mosaic_it.arm` tags) nested under the active run.
+
+    Core functions open and close their own stage runs; this finds the one that just closed, so an
+    artifact can link to it. None without an active parent run (tracking off, or no flow).
+    """
+    parent = mlflow.active_run()
+    if parent is None:
         return None
-    run = mlflow.last_active_run()
-    return run.info.run_id if run is not None else None
+    clauses = [f"tags.mlflow.parentRunId = '{parent.info.run_id}'", f"tags.`mosaic_it.stage` = '{stage}'"]
+    if arm is not None:
+        clauses.append(f"tags.`mosaic_it.arm` = '{arm}'")
+    found = mlflow.search_runs(experiment_ids=[parent.info.experiment_id], filter_string=" and ".join(clauses),
+                               order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
+    return found[0].info.run_id if found else None
 
 
 def _artifact_key(title: str) -> str:

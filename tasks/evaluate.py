@@ -7,7 +7,7 @@ from mosaic_it.config.evaluate import CompareConfig, EvaluateConfig
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.evaluate.compare import ComparePaths, run_compare
 from mosaic_it.evaluate.run import EvalResult, run_evaluation
-from tasks.common import IO_RETRIES, IO_RETRY_DELAY_S, last_run_id, publish, retry_on_io
+from tasks.common import IO_RETRIES, IO_RETRY_DELAY_S, child_run_id, publish, retry_on_io
 
 
 @task(
@@ -17,7 +17,7 @@ from tasks.common import IO_RETRIES, IO_RETRY_DELAY_S, last_run_id, publish, ret
 def evaluate(cfg: EvaluateConfig, tracking: TrackingConfig) -> EvalResult:
     result = run_evaluation(cfg, tracking)
     rows = [{"metric": k, "value": v} for k, v in sorted(result.metrics.items()) if not k.endswith("/seconds")]
-    publish(f"Evaluation {cfg.arm}", rows, run_id=last_run_id(tracking.enabled))
+    publish(f"Evaluation {cfg.arm}", rows, run_id=child_run_id("evaluate", cfg.arm))
     return result
 
 
@@ -28,5 +28,5 @@ def evaluate(cfg: EvaluateConfig, tracking: TrackingConfig) -> EvalResult:
 def compare(cfg: CompareConfig, tracking: TrackingConfig) -> ComparePaths:
     paths = run_compare(cfg, tracking)
     publish(f"Comparison {cfg.candidate} vs {cfg.baseline}", paths.report.read_text(encoding="utf-8"),
-            run_id=last_run_id(tracking.enabled))
+            run_id=child_run_id("compare"))
     return paths

@@ -22,7 +22,7 @@ from mosaic_it.config.tracking import CostConfig, TrackingConfig
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.tracking import PARENT_RUN_ENV
 from mosaic_it.train.run import TrainResult, run_training
-from tasks.common import IO_RETRIES, IO_RETRY_DELAY_S, last_run_id, publish, retry_on_io
+from tasks.common import IO_RETRIES, IO_RETRY_DELAY_S, child_run_id, publish, retry_on_io
 
 Launcher = Literal["inline", "accelerate"]
 
@@ -51,13 +51,7 @@ def _launch(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, num_pr
         subprocess.run(accelerate_command(params, num_processes, use_cpu), env=env, check=True)
     out_dir = Path(cfg.output_dir) / cfg.arm
     metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
-    run_id = None
-    if tracking.enabled and parent is not None:
-        found = mlflow.search_runs(
-            experiment_ids=[parent.info.experiment_id], output_format="list", max_results=1,
-            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.`mosaic_it.arm` = '{cfg.arm}'",
-            order_by=["attributes.start_time DESC"])
-        run_id = found[0].info.run_id if found else None
+    run_id = child_run_id(f"train:{cfg.arm}", cfg.arm)
     return TrainResult(cfg.arm, out_dir, out_dir / "model", out_dir / "metrics.json", metrics, run_id=run_id)
 
 
@@ -71,7 +65,6 @@ def train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig,
         result = _launch(cfg, tracking, cost, num_processes)
     else:
         result = run_training(cfg, tracking, cost)
-        result.run_id = result.run_id or last_run_id(tracking.enabled)
     cost_table = (result.output_dir / "cost.md").read_text(encoding="utf-8")
     loss = result.metrics.get("train/final_loss")
     publish(f"Cost {cfg.arm}", f"{int(result.metrics.get('train/steps', 0))} steps, final loss {loss:.4f}; "

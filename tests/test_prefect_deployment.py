@@ -1,0 +1,79 @@
+"""The `demo` deployment end to end: a real Prefect server, `prefect deploy` from prefect.yaml, a
+process worker, `prefect deployment run` from the CLI, and the MLflow runs the flow produced.
+
+Runs in a scratch copy of the repository on a tiny configuration (40 records, the real embedded
+model for two optimizer steps, a few eval prompts). Server and worker are always torn down.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from servers import VENV_BIN, background, prefect_server, scratch_repo, tail, tiny_params
+
+POOL = "mosaic-it-local"
+GPU_POOL = "mosaic-it-gpu"  # the `gpu` deployment's pool; only created here, no worker serves it
+STAGE_RUNS = {"validate", "split", "augment", "train:mosaic", "evaluate"}
+ARTIFACTS = {"validation-report", "mosaic-stats", "cost-mosaic", "evaluation-mosaic"}
+
+
+def prefect(repo: Path, env: dict[str, str], *args: str) -> str:
+    # prefect.yaml pins the flow's working directory to {{ $PWD }}: set it as a shell's `cd` would.
+    done = subprocess.run([str(VENV_BIN / "prefect"), *args], cwd=repo, env={**env, "PWD": str(repo)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def api(env: dict[str, str], method: str, path: str, body: dict | None = None):
+    response = httpx.request(method, env["PREFECT_API_URL"] + path, json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.mark.slow
+def test_demo_deployment_completes_and_logs_one_parent_mlflow_run(tmp_path):
+    from mlflow import MlflowClient
+
+    repo = scratch_repo(tmp_path / "repo", tiny_params(model_dir=None))
+    with prefect_server(tmp_path / "prefect") as env:
+        for pool in (POOL, GPU_POOL):
+            prefect(repo, env, "work-pool", "create", pool, "--type", "process")
+        prefect(repo, env, "--no-prompt", "deploy", "--all")
+        deployed = {d["name"] for d in api(env, "POST", "/deployments/filter", {})}
+        assert {"demo", "compare", "gpu"} <= deployed
+
+        started = prefect(repo, env, "deployment", "run", "mosaic-it-pipeline/demo")
+        flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", started).group(1)
+        worker_log = tmp_path / "worker.log"
+        worker = [str(VENV_BIN / "prefect"), "worker", "start", "--pool", POOL, "--run-once"]
+        with background(worker, worker_log, env, cwd=tmp_path) as proc:
+            proc.wait(timeout=300)
+
+        flow_run = api(env, "GET", f"/flow_runs/{flow_run_id}")
+        assert flow_run["state"]["type"] == "COMPLETED", tail(worker_log, 8000)
+        task_runs = api(env, "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+        assert {t["name"].rsplit("-", 1)[0] for t in task_runs} >= {"validate", "split", "augment", "train", "evaluate"}
+        assert {t["state"]["type"] for t in task_runs} == {"COMPLETED"}
+        artifacts = api(env, "POST", "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+        by_key = {a["key"]: a for a in artifacts}
+        assert ARTIFACTS <= set(by_key)
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    parents = [r for r in runs if r.data.tags.get("prefect.flow_run_id") == flow_run_id]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "mosaic-it-pipeline"
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert set(children) == STAGE_RUNS
+    assert all(r.info.status == "FINISHED" for r in children.values())
+    assert children["train:mosaic"].data.metrics["train/steps"] == 2.0
+    assert "heldout/loss" in children["evaluate"].data.metrics
+    assert children["validate"].info.run_id in by_key["validation-report"]["data"]
+    assert children["evaluate"].info.run_id in by_key["evaluation-mosaic"]["data"]
+    assert (repo / "runs" / "evaluate" / "mosaic" / "metrics.json").exists()
