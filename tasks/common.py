@@ -4,6 +4,7 @@ Nothing here knows about a particular stage; each task module is a few lines ove
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable
@@ -11,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from pydantic import BaseModel
 
 from mosaic_it.errors import MosaicItError
 
@@ -20,7 +21,7 @@ IO_RETRIES = 2
 IO_RETRY_DELAY_S = 2
 
 
-def retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
+def retry_on_io(stage: Any, task_run: Any, state: Any) -> bool:
     """Retry transient I/O failures only: a MosaicItError is the user's to fix, a retry cannot help."""
     exc = state.result(raise_on_failure=False)
     return isinstance(exc, OSError) and not isinstance(exc, MosaicItError)
@@ -42,25 +43,39 @@ def hash_paths(paths: Iterable[str | Path]) -> str:
     return digest.hexdigest()
 
 
-def file_cache_key(
-    inputs: Callable[[Any], list[str]], outputs: Callable[[Any], list[str]]
-) -> Callable[[Any, dict[str, Any]], str | None]:
-    """A Prefect `cache_key_fn` keyed on the config and the content of the files it reads.
+def content_key(inputs: Callable[[Any], list[str]]) -> Callable[[Any, dict[str, Any]], str]:
+    """A Prefect `cache_key_fn`: the task's `cfg` argument (its config section) and the content of
+    the files it reads. The working directory is part of the key: outputs are relative paths."""
 
-    The task's `cfg` argument is its config section. A cached result is only reused while
-    the stage's outputs are still on disk: when one is missing the key is None and the task runs.
-    """
-
-    def key(context: Any, arguments: dict[str, Any]) -> str | None:
+    def key(context: Any, arguments: dict[str, Any]) -> str:
         cfg = arguments["cfg"]
-        if not all(Path(p).exists() for p in outputs(cfg)):
-            return None
-        config = cfg.model_dump_json() if isinstance(cfg, BaseModel) else json.dumps(cfg, sort_keys=True)
-        # The working directory is part of the key: outputs are relative paths inside one checkout.
-        setting = hashlib.sha256(f"{Path.cwd()}\n{config}".encode()).hexdigest()[:16]
+        setting = hashlib.sha256(f"{Path.cwd()}\n{cfg.model_dump_json()}".encode()).hexdigest()[:16]
         return f"{context.task.name}-{hash_paths(inputs(cfg))}-{setting}"
 
     return key
+
+
+def cached_stage(name: str, inputs: Callable[[Any], list[str]], outputs: Callable[[Any], list[str]]):
+    """Decorator: a Prefect task with I/O retries, cached on its config and input content.
+
+    A cached result is only worth reusing while the stage's outputs are on disk, so a call that
+    finds one missing runs the task with `refresh_cache` and stores the fresh result in its place.
+    The Prefect task itself stays reachable as `.task`.
+    """
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        stage = task(fn, name=name, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S,
+                     retry_condition_fn=retry_on_io, cache_key_fn=content_key(inputs), persist_result=True)
+
+        @functools.wraps(fn)
+        def run(cfg: Any, *args: Any, **kwargs: Any) -> Any:
+            missing = not all(Path(p).exists() for p in outputs(cfg))
+            return (stage.with_options(refresh_cache=True) if missing else stage)(cfg, *args, **kwargs)
+
+        run.task = stage  # type: ignore[attr-defined]
+        return run
+
+    return wrap
 
 
 def mlflow_link(run_id: str | None = None) -> str:

@@ -3,16 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
-
 from mosaic_it import tracking as track
 from mosaic_it.config.data import SplitConfig, ValidateConfig
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.data.split import SplitReport, run_split
 from mosaic_it.data.validate import ValidationReport, run_validation
-from tasks.common import (
-    IO_RETRIES, IO_RETRY_DELAY_S, file_cache_key, markdown_table, numeric, publish, retry_on_io,
-)
+from tasks.common import cached_stage, markdown_table, numeric, publish
 
 VALIDATE_OUTPUTS = ("valid.jsonl", "rejected.jsonl", "report.json")
 SPLIT_OUTPUTS = ("train.jsonl", "heldout.jsonl", "split.json")
@@ -22,12 +18,7 @@ def _in(folder: str, names: tuple[str, ...]) -> list[str]:
     return [str(Path(folder) / name) for name in names]
 
 
-@task(
-    name="validate",
-    retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=retry_on_io,
-    cache_key_fn=file_cache_key(lambda c: [c.input], lambda c: _in(c.output_dir, VALIDATE_OUTPUTS)),
-    persist_result=True,
-)
+@cached_stage("validate", inputs=lambda c: [c.input], outputs=lambda c: _in(c.output_dir, VALIDATE_OUTPUTS))
 def validate(cfg: ValidateConfig, tracking: TrackingConfig) -> ValidationReport:
     with track.stage_run("validate", tracking, params={"validate": cfg.model_dump()}) as run:
         report = run_validation(cfg)
@@ -40,12 +31,7 @@ def validate(cfg: ValidateConfig, tracking: TrackingConfig) -> ValidationReport:
     return report
 
 
-@task(
-    name="split",
-    retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=retry_on_io,
-    cache_key_fn=file_cache_key(lambda c: [c.input], lambda c: _in(c.output_dir, SPLIT_OUTPUTS)),
-    persist_result=True,
-)
+@cached_stage("split", inputs=lambda c: [c.input], outputs=lambda c: _in(c.output_dir, SPLIT_OUTPUTS))
 def split(cfg: SplitConfig, tracking: TrackingConfig) -> SplitReport:
     with track.stage_run("split", tracking, params={"split": cfg.model_dump()}) as run:
         report = run_split(cfg)

@@ -4,16 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
 from mosaic_it import tracking as track
 from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.mosaic.augment import AugmentReport, run_augment
 from mosaic_it.mosaic.stats import run_stats
-from tasks.common import (
-    IO_RETRIES, IO_RETRY_DELAY_S, file_cache_key, markdown_table, numeric, publish, retry_on_io,
-)
+from tasks.common import cached_stage, markdown_table, numeric, publish
 
 
 def _stats_table(stats: dict[str, Any]) -> str:
@@ -23,12 +19,8 @@ def _stats_table(stats: dict[str, Any]) -> str:
     return f"{markdown_table({'samples': stats.get('samples', 0), **shape})}\n\n{markdown_table(rules)}"
 
 
-@task(
-    name="augment",
-    retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=retry_on_io,
-    cache_key_fn=file_cache_key(lambda c: [c.input], lambda c: [c.output, str(Path(c.stats_dir) / "stats.json")]),
-    persist_result=True,
-)
+@cached_stage("augment", inputs=lambda c: [c.input],
+              outputs=lambda c: [c.output, str(Path(c.stats_dir) / "stats.json")])
 def augment(cfg: AugmentConfig, tracking: TrackingConfig) -> tuple[AugmentReport, dict[str, Any]]:
     with track.stage_run("augment", tracking, params={"augment": cfg.model_dump()}) as run:
         report = run_augment(cfg, show_progress=False)

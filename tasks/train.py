@@ -28,11 +28,15 @@ Launcher = Literal["inline", "accelerate"]
 
 
 def accelerate_command(params_path: Path, num_processes: int, use_cpu: bool) -> list[str]:
-    """`accelerate launch ... mosaic-it train --params <file>`, with every launcher default spelled out."""
+    """`accelerate launch ... mosaic-it train --params <file>`, with every launcher default spelled out.
+
+    More than one process goes through accelerate's torchrun launcher (`--multi_gpu`); on a host
+    without CUDA the processes join over gloo, which is how this is tested on CPU.
+    """
     script = Path(sys.executable).with_name("mosaic-it")
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1",
               "--num_processes", str(num_processes), "--mixed_precision", "no", "--dynamo_backend", "no"]
-    launch += ["--cpu"] if use_cpu else (["--multi_gpu"] if num_processes > 1 else [])
+    launch += ["--multi_gpu"] if num_processes > 1 else (["--cpu"] if use_cpu else [])
     return [*launch, str(script), "train", "--params", str(params_path)]
 
 

@@ -1,0 +1,89 @@
+"""The flows in-process against a temporary Prefect server: the compare flow with training under
+`accelerate launch` (two CPU processes), result caching of the data tasks, and flow parameters."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from prefect import flow
+
+from flows.common import override_list, resolve_params
+from servers import scratch_repo, tiny_params
+
+# The temporary Prefect server's SQLAlchemy models warn on every query; nothing of ours.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_overrides_accept_a_mapping_or_cli_style_strings(repo_root):
+    assert override_list({"augment.epochs": 2, "augment.wrap_mode": "exp", "train.model": None}) == [
+        "augment.epochs=2", 'augment.wrap_mode="exp"', "train.model=null"]
+    assert override_list(["augment.epochs=2"]) == ["augment.epochs=2"]
+    assert override_list(None) == []
+    params = resolve_params(str(repo_root / "params.yaml"), {"augment.epochs": 3, "evaluate.evals": ["heldout"]})
+    assert params.augment.epochs == 3 and params.evaluate.evals == ["heldout"]
+    assert resolve_params(str(repo_root / "params.yaml"), ["augment.wrap_mode=exp"]).augment.wrap_mode == "exp"
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def repo(tmp_path, tiny_llama_dir, monkeypatch):
+    params = tiny_params(tiny_llama_dir)
+    params["evaluate"]["evals"] = ["heldout"]
+    path = scratch_repo(tmp_path / "repo", params)
+    monkeypatch.chdir(path)
+    return path
+
+
+@pytest.mark.slow
+def test_compare_flow_trains_both_arms_under_accelerate(prefect_api, repo):
+    from mlflow import MlflowClient
+
+    from flows.compare import compare_flow
+
+    result = compare_flow(launcher="accelerate", num_processes=2)
+
+    report = repo / result["report"]
+    assert "baseline" in report.read_text(encoding="utf-8") and "mosaic" in report.read_text(encoding="utf-8")
+    for arm in ("baseline", "mosaic"):
+        assert json.loads((repo / "runs" / "train" / arm / "metrics.json").read_text())["train/steps"] == 2.0
+        assert (repo / "runs" / "evaluate" / arm / "metrics.json").exists()
+
+    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    parent = next(r for r in runs if r.info.run_id == result["mlflow_run_id"])
+    assert parent.info.run_name == "mosaic-it-compare" and parent.info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in children) == sorted(
+        ["validate", "split", "augment", "train:baseline", "train:mosaic", "evaluate", "evaluate", "compare"])
+    trained = {r.info.run_name: r for r in children if r.info.run_name.startswith("train:")}
+    assert {r.data.params["derived.world_size"] for r in trained.values()} == {"2"}
+    assert trained["train:mosaic"].data.tags["dataset.mosaic-train.md5"] != trained["train:baseline"].data.tags[
+        "dataset.baseline-train.md5"]
+
+
+@pytest.mark.slow
+def test_data_tasks_are_cached_on_input_content_and_rerun_when_it_changes(prefect_api, repo):
+    from tasks.data import split, validate
+
+    @flow
+    def data_stages():
+        params = resolve_params("params.yaml", {"tracking.enabled": False})
+        return [validate(params.validation, params.tracking, return_state=True),
+                split(params.split, params.tracking, return_state=True)]
+
+    assert [s.name for s in data_stages()] == ["Completed", "Completed"]
+    assert [s.name for s in data_stages()] == ["Cached", "Cached"]
+
+    (repo / "runs" / "split" / "heldout.jsonl").unlink()  # an output gone: split must run again
+    assert [s.name for s in data_stages()] == ["Cached", "Completed"]
+
+    records = json.loads((repo / "data" / "tiny.json").read_text(encoding="utf-8"))
+    (repo / "data" / "tiny.json").write_text(json.dumps(records[:-1]), encoding="utf-8")
+    assert [s.name for s in data_stages()] == ["Completed", "Completed"]
