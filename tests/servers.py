@@ -36,8 +36,35 @@ def venv_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a live process, from /proc; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), fields[19]
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """Every live process below `pid` as (pid, start time), including ones in their own session,
+    as Prefect's process worker starts each flow run. Linux /proc; empty elsewhere."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        stat = _stat(int(entry.name))
+        if stat is not None:
+            children.setdefault(stat[0], []).append((int(entry.name), stat[1]))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
+    return found
+
+
 def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after `grace_s`."""
+    """SIGTERM the process group, SIGKILL it after `grace_s`, then SIGKILL any descendant that
+    had left the group (a process in its own session survives a group signal)."""
+    strays = descendants(proc.pid)
     try:
         pgid = os.getpgid(proc.pid)
     except ProcessLookupError:
@@ -47,17 +74,26 @@ def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
             try:
                 os.killpg(pgid, sig)
             except ProcessLookupError:
-                return
+                break
         try:
             proc.wait(timeout=grace_s)
-            if pgid is None or not _group_alive(pgid):
-                return
+            if not _group_alive(pgid):
+                break
         except subprocess.TimeoutExpired:
             continue
+    for pid, started in strays:
+        stat = _stat(pid)
+        if stat is not None and stat[1] == started:  # the same process, not a reused pid
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     proc.wait(timeout=grace_s)
 
 
-def _group_alive(pgid: int) -> bool:
+def _group_alive(pgid: int | None) -> bool:
+    if pgid is None:
+        return False
     try:
         os.killpg(pgid, 0)
         return True
