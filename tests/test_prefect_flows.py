@@ -87,3 +87,29 @@ def test_data_tasks_are_cached_on_input_content_and_rerun_when_it_changes(prefec
     records = json.loads((repo / "data" / "tiny.json").read_text(encoding="utf-8"))
     (repo / "data" / "tiny.json").write_text(json.dumps(records[:-1]), encoding="utf-8")
     assert [s.name for s in data_stages()] == ["Completed", "Completed"]
+
+
+@pytest.mark.slow
+def test_a_user_error_fails_at_once_with_its_report_published(prefect_api, repo):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, ArtifactFilterTaskRunId
+
+    from tasks.data import validate
+
+    records = json.loads((repo / "data" / "tiny.json").read_text(encoding="utf-8"))
+    records.append({"instruction": "Say nothing.", "input": "", "output": ""})
+    (repo / "data" / "tiny.json").write_text(json.dumps(records), encoding="utf-8")
+
+    @flow
+    def strict_validation():
+        params = resolve_params("params.yaml", {"validate.max_rejected_fraction": 0.0, "tracking.enabled": False})
+        return validate(params.validation, params.tracking, return_state=True)
+
+    state = strict_validation(return_state=True).result(raise_on_failure=False)
+    assert state.is_failed() and "max_rejected_fraction" in state.message
+    with get_client(sync_client=True) as client:
+        task_run = client.read_task_run(state.state_details.task_run_id)
+        assert task_run.run_count == 1  # a MosaicItError is not retried
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["validation-report"]), task_run_id=ArtifactFilterTaskRunId(any_=[task_run.id])))
+    assert len(artifacts) == 1 and "1 rejected" in artifacts[0].data
