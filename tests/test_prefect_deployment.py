@@ -63,6 +63,14 @@ def test_demo_deployment_completes_and_logs_one_parent_mlflow_run(tmp_path):
         by_key = {a["key"]: a for a in artifacts}
         assert ARTIFACTS <= set(by_key)
 
+        # The override syntax docs/orchestration.md shows reaches the flow as a mapping.
+        later = prefect(repo, env, "deployment", "run", "mosaic-it-pipeline/gpu",
+                        "--param", 'overrides={"train.max_steps": 4}', "--param", "num_processes=2")
+        later_id = re.search(r"UUID: ([0-9a-f-]{36})", later).group(1)
+        assert api(env, "GET", f"/flow_runs/{later_id}")["parameters"] == {
+            "params_path": "params.yaml", "launcher": "accelerate", "overrides": {"train.max_steps": 4},
+            "num_processes": 2}
+
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     parents = [r for r in runs if r.data.tags.get("prefect.flow_run_id") == flow_run_id]
