@@ -70,7 +70,7 @@ def train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig,
     else:
         result = run_training(cfg, tracking, cost)
     cost_table = (result.output_dir / "cost.md").read_text(encoding="utf-8")
-    loss = result.metrics.get("train/final_loss")
-    publish(f"Cost {cfg.arm}", f"{int(result.metrics.get('train/steps', 0))} steps, final loss {loss:.4f}; "
+    steps, loss = int(result.metrics["train/steps"]), result.metrics["train/final_loss"]
+    publish(f"Cost {cfg.arm}", f"{steps} steps, final loss {loss:.4f}; "
             f"model in `{result.model_dir}`.\n\n{cost_table}", run_id=result.run_id)
     return result

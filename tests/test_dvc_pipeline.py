@@ -6,6 +6,7 @@ Llama, two optimizer steps, a handful of eval prompts), so the whole pipeline ta
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -55,6 +56,15 @@ def test_repro_skips_unchanged_stages_and_an_experiment_reruns_downstream_of_its
                  f"runs/evaluate/{arm}/metrics.json"):
         assert (repo / path).exists(), path
     assert "heldout/loss" in dvc(repo, "metrics", "show", "--json")
+
+    # A local remote, as docs/orchestration.md sets one up: push, then pull into an empty cache.
+    dvc(repo, "remote", "add", "-d", "local", str(repo.parent / "dvc-remote"))
+    dvc(repo, "push")
+    assert "in sync" in dvc(repo, "status", "--cloud")
+    shutil.rmtree(repo / ".dvc" / "cache")
+    shutil.rmtree(repo / "runs" / "split")
+    dvc(repo, "pull")
+    assert (repo / "runs" / "split" / "train.jsonl").exists()
 
     again = dvc(repo, "repro")
     assert ran(again) == set() and skipped(again) == set(STAGES)
