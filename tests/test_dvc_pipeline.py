@@ -15,7 +15,9 @@ import yaml
 
 from servers import VENV_BIN, scratch_repo, tiny_params, venv_env
 
-STAGES = ("validate", "split", "augment", "train", "evaluate")
+STAGES = ("validate", "split", "augment", "train@baseline", "train@mosaic", "evaluate@baseline", "evaluate@mosaic",
+          "compare")
+DOWNSTREAM_OF_AUGMENT = {"augment", "train@mosaic", "evaluate@mosaic", "compare"}
 
 
 def dvc(repo: Path, *args: str) -> str:
@@ -25,11 +27,11 @@ def dvc(repo: Path, *args: str) -> str:
 
 
 def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([a-z]+)'", output))
+    return set(re.findall(r"Running stage '([a-z@]+)'", output))
 
 
 def skipped(output: str) -> set[str]:
-    return set(re.findall(r"Stage '([a-z]+)' didn't change, skipping", output))
+    return set(re.findall(r"Stage '([a-z@]+)' didn't change, skipping", output))
 
 
 @pytest.fixture
@@ -39,8 +41,9 @@ def repo(tmp_path, tiny_llama_dir) -> Path:
 
 def test_dvc_stages_read_only_their_own_params_section(repo_root):
     stages = yaml.safe_load((repo_root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    assert tuple(stages) == STAGES
+    assert tuple(stages) == ("validate", "split", "augment", "train", "evaluate", "compare")
     for name, stage in stages.items():
+        stage = stage.get("do", stage)  # a foreach stage (one per arm) declares its body under `do`
         assert stage["params"] == [name], name
         assert stage["cmd"].split()[:2] == ["mosaic-it", name], name
 
@@ -50,10 +53,11 @@ def test_repro_skips_unchanged_stages_and_an_experiment_reruns_downstream_of_its
     first = dvc(repo, "repro")
     assert ran(first) == set(STAGES)
     params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
-    arm = params["train"]["arm"]
-    for path in ("runs/validate/valid.jsonl", "runs/split/train.jsonl", params["augment"]["output"],
-                 "runs/augment/stats/stats.json", f"runs/train/{arm}/model", f"runs/train/{arm}/metrics.json",
-                 f"runs/evaluate/{arm}/metrics.json"):
+    outputs = ["runs/validate/valid.jsonl", "runs/split/train.jsonl", params["augment"]["output"],
+               "runs/augment/stats/stats.json", "runs/compare/report.md"]
+    for arm in ("baseline", "mosaic"):
+        outputs += [f"runs/train/{arm}/model", f"runs/train/{arm}/metrics.json", f"runs/evaluate/{arm}/metrics.json"]
+    for path in outputs:
         assert (repo / path).exists(), path
     assert "heldout/loss" in dvc(repo, "metrics", "show", "--json")
 
@@ -71,8 +75,8 @@ def test_repro_skips_unchanged_stages_and_an_experiment_reruns_downstream_of_its
 
     # One augment parameter changed: augment and what depends on it rerun, validate and split do not.
     experiment = dvc(repo, "exp", "run", "-S", "augment.wrap_mode=exp")
-    assert ran(experiment) == {"augment", "train", "evaluate"}
-    assert skipped(experiment) == {"validate", "split"}
+    assert ran(experiment) == DOWNSTREAM_OF_AUGMENT
+    assert skipped(experiment) == set(STAGES) - DOWNSTREAM_OF_AUGMENT
     assert "Ran experiment" in experiment
     assert yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["augment"]["wrap_mode"] == "exp"
     assert len(dvc(repo, "exp", "list", "--name-only").split()) == 1
