@@ -32,8 +32,10 @@ def augment(tmp_path, source, **overrides) -> tuple[AugmentConfig, list[dict]]:
 
 def test_every_sample_verifies_and_respects_the_budget(tmp_path, records_file, embedded_tokenizer):
     cfg, samples = augment(tmp_path, records_file, epochs=2, max_tokens=512)
-    report = verify_file(cfg.output, records_file, None, 512, show_progress=False)
+    assert {s["mosaic"]["max_tokens"] for s in samples} == {512}
+    report = verify_file(cfg.output, records_file, None, show_progress=False)  # the recorded budget
     assert report.samples == len(samples) and report.ok, report.violations
+    assert not verify_file(cfg.output, records_file, None, 64, show_progress=False).ok
     counter = TokenCounter(embedded_tokenizer)
     assert max(counter.sample_tokens((s["instruction"], s["output"])) for s in samples) <= 512
     assert {s["mosaic"]["strategy"] for s in samples} == {"format", "order", "mask"}

@@ -36,7 +36,8 @@ def test_any_records_give_verified_samples_within_budget(embedded_tokenizer, rec
     counter = TokenCounter(embedded_tokenizer)
     samples = list(mosaic_samples(records, cfg, embedded_tokenizer, report, show_progress=False))
     for sample in samples:
-        assert check_sample(sample, records, counter, max_tokens) == []
+        assert sample["mosaic"]["max_tokens"] == max_tokens
+        assert check_sample(sample, records, counter) == []
     # Nothing is lost: per epoch, every record is either in exactly one sample or skipped.
     used = sum(s["count"] for s in samples)
     assert used + report.skipped_too_long == 2 * len(records)

@@ -47,7 +47,7 @@ def augment(
 def verify(
     samples: Annotated[Path, typer.Argument(help="Samples JSONL written by augment.")],
     source: Annotated[Path, typer.Option("--source", help="The file that was given to augment.")],
-    max_tokens: Annotated[Optional[int], typer.Option(help="Budget (default: augment.max_tokens).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Budget to check (default: the one each sample records).")] = None,
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer (default: augment.tokenizer).")] = None,
     params: ParamsOption = Path("params.yaml"),
     set_: SetOption = None,
@@ -59,7 +59,7 @@ def verify(
     for path in (samples, source):
         if not path.exists():
             raise MosaicItError(f"{path}: no such file")
-    report = verify_file(samples, source, tokenizer or cfg.tokenizer, max_tokens or cfg.max_tokens)
+    report = verify_file(samples, source, tokenizer or cfg.tokenizer, max_tokens)
     for line in report.violations:
         typer.echo(line, err=True)
     if not report.ok:

@@ -80,7 +80,9 @@ class Packer:
             known = {self.texts[i]: int(self.text_tokens[i]) for i in ids}
             known.update({self.responses[i]: int(self.response_tokens[i]) for i in ids})
             if self.counter.sample_fits((instruction, output), known, self.cfg.max_tokens):
-                return sample_record(plan, "".join(instruction), "".join(output), ids, epoch)
+                sample = sample_record(plan, "".join(instruction), "".join(output), ids, epoch)
+                sample["mosaic"]["max_tokens"] = self.cfg.max_tokens  # so `verify` knows the budget
+                return sample
             ids = ids[:-1]
         return None
 

@@ -84,7 +84,8 @@ def _masked_absent(sample: dict, records: Sequence[dict], layout: Layout) -> Ite
             yield f"masked response of record {record_id} appears in the output"
 
 
-def check_sample(sample: dict, records: Sequence[dict], counter: TokenCounter, max_tokens: int) -> list[str]:
+def check_sample(sample: dict, records: Sequence[dict], counter: TokenCounter, max_tokens: int | None = None) -> list[str]:
+    """Problems with one sample; `max_tokens` None checks the budget the sample records."""
     meta = sample.get("mosaic") or {}
     ids = meta.get("source_ids", [])
     if not ids or any(not isinstance(i, int) or not 0 <= i < len(records) for i in ids):
@@ -106,14 +107,17 @@ def check_sample(sample: dict, records: Sequence[dict], counter: TokenCounter, m
         problems.append("instruction differs from its re-rendering (numbering/layout not as recorded)")
     if "".join(output) != sample["output"]:
         problems.append("output differs from its re-rendering (numbering/tags not as announced)")
+    budget = max_tokens if max_tokens is not None else meta.get("max_tokens")
     tokens = counter.sample_tokens((sample["instruction"], sample["output"]))
-    if tokens > max_tokens:
-        problems.append(f"{tokens} tokens exceed the budget of {max_tokens}")
+    if budget is None:
+        problems.append("no token budget recorded in the sample or given")
+    elif tokens > budget:
+        problems.append(f"{tokens} tokens exceed the budget of {budget}")
     return problems
 
 
 def verify_file(samples_path: str | Path, source_path: str | Path, tokenizer_name: str | None,
-                max_tokens: int, show_progress: bool = True) -> VerifyReport:
+                max_tokens: int | None = None, show_progress: bool = True) -> VerifyReport:
     records = load_source_records(source_path)
     counter = TokenCounter(load_tokenizer(tokenizer_name))
     report = VerifyReport()
