@@ -70,7 +70,7 @@ def verify(
 
 def stats(
     samples: Annotated[Path, typer.Argument(help="Samples JSONL written by augment.")],
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where stats.json and stats.png go.")] = Path("."),
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Where stats.json and stats.png go (default: a stats folder beside SAMPLES).")] = None,
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer for token lengths (default: embedded).")] = None,
 ) -> None:
     """Counts per strategy and rule, histograms of instructions and tokens per sample (JSON + PNG)."""
@@ -78,6 +78,7 @@ def stats(
 
     if not samples.exists():
         raise MosaicItError(f"{samples}: no such file")
+    out_dir = out_dir or samples.parent / "stats"
     result = run_stats(samples, out_dir, tokenizer)
     typer.echo(f"{result['samples']} samples; stats written to {out_dir / 'stats.json'} and {out_dir / 'stats.png'}")
 
