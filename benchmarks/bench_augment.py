@@ -27,7 +27,7 @@ def peak_rss_bytes() -> int:
 
 def tokenize_pass(data: Path) -> dict:
     from mosaic_it.models.tokenizer import load_tokenizer
-    from mosaic_it.mosaic.engine import instruction_text
+    from mosaic_it.records import instruction_text
 
     records = json.loads(data.read_text(encoding="utf-8"))
     tokenizer = load_tokenizer(None)

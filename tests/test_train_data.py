@@ -5,7 +5,8 @@ import pytest
 
 from mosaic_it.errors import InputFileError
 from mosaic_it.jsonl import write_jsonl
-from mosaic_it.train.data import IGNORE, VICUNA_SYSTEM, encode, encode_all, instruction_text, load_records
+from mosaic_it.records import instruction_text
+from mosaic_it.train.data import IGNORE, VICUNA_SYSTEM, encode, encode_all, load_records
 
 RECORD = {"instruction": "Name two primes.", "input": "Below ten, please.", "output": "Two and seven."}
 
@@ -16,7 +17,7 @@ def response_text(example, tokenizer) -> str:
 
 
 def test_instruction_joins_input_after_a_blank_line():
-    assert instruction_text(RECORD) == "Name two primes.\n\nBelow ten, please."
+    assert instruction_text(RECORD) == "Name two primes.\nBelow ten, please."
     assert instruction_text({**RECORD, "input": ""}) == "Name two primes."
 
 
@@ -26,7 +27,7 @@ def test_chat_template_mask_covers_exactly_the_response_and_end_of_turn(embedded
     assert response_text(example, embedded_tokenizer) == "Two and seven.<|im_end|>"
     first = example.labels.index(next(label for label in example.labels if label != IGNORE))
     prompt = embedded_tokenizer.decode(example.input_ids[:first])
-    assert prompt.endswith("<|im_start|>user\nName two primes.\n\nBelow ten, please.<|im_end|>\n<|im_start|>assistant\n")
+    assert prompt.endswith("<|im_start|>user\nName two primes.\nBelow ten, please.<|im_end|>\n<|im_start|>assistant\n")
     # Labels are the ids themselves wherever they are not masked.
     assert all(label in (IGNORE, tok) for label, tok in zip(example.labels, example.input_ids))
 

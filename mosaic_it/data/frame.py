@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from mosaic_it.data.ingest import MISSING, TEXT_FIELDS, InputRecord
-from mosaic_it.mosaic.engine import instruction_text
+from mosaic_it.records import instruction_text
 
 
 TOKENIZE_BATCH = 4096

@@ -84,7 +84,7 @@ def summarise(probes: Sequence[dict], scores: Sequence[dict]) -> tuple[list[dict
 
 
 def run(ctx: EvalContext) -> Metrics:
-    from mosaic_it.train.data import instruction_text
+    from mosaic_it.records import instruction_text
 
     cfg = ctx.cfg
     records = ctx.heldout_records

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from mosaic_it.errors import InputFileError
+from mosaic_it.records import instruction_text
 
 Row = dict[str, Any]
 
 
 def _self_instruct_prompt(row: Row) -> str:
     instances = row.get("instances") or [{}]
-    extra = (instances[0].get("input") or "").strip()
-    return f"{row['instruction']}\n\n{extra}" if extra else row["instruction"]
+    return instruction_text({"instruction": row["instruction"], "input": (instances[0].get("input") or "").strip()})
 
 
 @dataclass(frozen=True)

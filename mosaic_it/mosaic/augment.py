@@ -17,7 +17,8 @@ from mosaic_it.jsonl import write_jsonl
 from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.mosaic.budget import TokenCounter
 from mosaic_it.mosaic.counts import draw_count
-from mosaic_it.mosaic.engine import draw_strategy, instruction_text, plan_sample, render, sample_record
+from mosaic_it.mosaic.engine import draw_strategy, plan_sample, render, sample_record
+from mosaic_it.records import instruction_text
 from mosaic_it.mosaic.layout import Layout, draw_layout
 from mosaic_it.mosaic.sources import load_source_records
 

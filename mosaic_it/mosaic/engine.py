@@ -9,14 +9,9 @@ from typing import Any
 from mosaic_it.mosaic import phrasing
 from mosaic_it.mosaic.layout import Layout, draw_layout, instruction_parts, output_parts
 from mosaic_it.mosaic.rules import MASK_RULES, ORDER_RULES, Rule, applicable
+from mosaic_it.records import instruction_text
 
 STRATEGIES = ("format", "order", "mask")
-
-
-def instruction_text(record: dict[str, Any]) -> str:
-    """The text a record contributes to a mosaic instruction (its input, if any, below it)."""
-    extra = record.get("input") or ""
-    return f"{record['instruction']}\n{extra}" if extra else record["instruction"]
 
 
 @dataclass(frozen=True)

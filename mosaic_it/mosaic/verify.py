@@ -18,7 +18,8 @@ from tqdm import tqdm
 from mosaic_it.jsonl import iter_jsonl
 from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.mosaic.budget import TokenCounter
-from mosaic_it.mosaic.engine import Plan, instruction_text, render
+from mosaic_it.mosaic.engine import Plan, render
+from mosaic_it.records import instruction_text
 from mosaic_it.mosaic.layout import Layout
 from mosaic_it.mosaic.rules import MASK_RULES, ORDER_RULES, applicable
 from mosaic_it.mosaic.sources import load_source_records

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mosaic_it.errors import InputFileError, MosaicItError
+from mosaic_it.records import instruction_text
 
 IGNORE = -100  # label value cross-entropy skips
 
@@ -64,11 +65,6 @@ def load_records(path: str | Path, max_records: int | None = None) -> list[dict[
     if not records:
         raise InputFileError(path, "no training records")
     return records
-
-
-def instruction_text(record: dict[str, str]) -> str:
-    extra = record.get("input") or ""
-    return f"{record['instruction']}\n\n{extra}" if extra else record["instruction"]
 
 
 def render_prompt(instruction: str, tokenizer: Any, prompt_format: str) -> str:
