@@ -12,10 +12,8 @@ from typing import Any
 import pandas as pd
 
 from mosaic_it.data.ingest import MISSING, TEXT_FIELDS, InputRecord
+from mosaic_it.models.tokenizer import count_tokens
 from mosaic_it.records import instruction_text
-
-
-TOKENIZE_BATCH = 4096
 
 
 def json_kind(value: Any) -> str:
@@ -28,24 +26,6 @@ def json_kind(value: Any) -> str:
     return {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}.get(
         type(value), type(value).__name__
     )
-
-
-def count_tokens(tokenizer: Any, texts: Sequence[str]) -> list[int]:
-    """Token counts (no special tokens) of many texts, encoded in large batches by the Rust tokenizer."""
-    if not texts:
-        return []
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    counts: list[int] = []
-    # Batches of a few thousand keep the encodings' memory bounded without losing batch speed.
-    for start in range(0, len(texts), TOKENIZE_BATCH):
-        batch = list(texts[start : start + TOKENIZE_BATCH])
-        if backend is not None and hasattr(backend, "encode_batch_fast"):
-            # The Rust tokenizer directly: no offsets, no Python-side id lists.
-            counts += [len(encoding) for encoding in backend.encode_batch_fast(batch, add_special_tokens=False)]
-        else:
-            encoded = tokenizer(batch, add_special_tokens=False, return_attention_mask=False)
-            counts += [len(ids) for ids in encoded["input_ids"]]
-    return counts
 
 
 def build_frame(records: Sequence[InputRecord], tokenizer_loader) -> pd.DataFrame:
@@ -70,7 +50,7 @@ def build_frame(records: Sequence[InputRecord], tokenizer_loader) -> pd.DataFram
         outputs = [columns["output"][i] for i in complete]
         counts = count_tokens(tokenizer_loader(), prompts + outputs)
         for k, i in enumerate(complete):
-            tokens[i] = counts[k] + counts[k + len(complete)]
+            tokens[i] = int(counts[k] + counts[k + len(complete)])
 
     first_seen: dict[tuple[str, str, str], int] = {}
     duplicate_of: list[int | None] = [None] * len(records)

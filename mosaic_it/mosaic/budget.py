@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from mosaic_it.models.tokenizer import count_tokens
+
 SAFE_EXCESS_PER_JOIN = 1
-BATCH = 2048
 
 
 class TokenCounter:
@@ -34,16 +35,7 @@ class TokenCounter:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def count_many(self, texts: Sequence[str]) -> np.ndarray:
-        counts = np.zeros(len(texts), dtype=np.int64)
-        for start in range(0, len(texts), BATCH):
-            batch = list(texts[start : start + BATCH])
-            if self._backend is not None:
-                encoded = self._backend.encode_batch(batch, add_special_tokens=False)
-                counts[start : start + len(batch)] = [len(e) for e in encoded]
-            else:
-                ids = self.tokenizer(batch, add_special_tokens=False)["input_ids"]
-                counts[start : start + len(batch)] = [len(x) for x in ids]
-        return counts
+        return count_tokens(self.tokenizer, texts)
 
     def sample_fits(self, sides: Sequence[list[str]], known: dict[str, int], budget: int) -> bool:
         """Whether a sample (its instruction and output, each as pieces) fits the budget.
