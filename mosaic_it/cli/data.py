@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mosaic_it.cli.common import ParamsOption, SetOption
+from mosaic_it.cli.common import ParamsOption, SetOption, with_options
 from mosaic_it.config import DEFAULT_PARAMS, load_params
 
 InputArgument = Annotated[
@@ -16,15 +16,6 @@ InputArgument = Annotated[
 OutputDirOption = Annotated[
     Path | None, typer.Option("--output-dir", "-o", help="Output folder; default: the section's `output_dir`.", show_default=False)
 ]
-
-
-def _explicit(input_path: Path | None, output_dir: Path | None) -> dict[str, str]:
-    updates = {}
-    if input_path is not None:
-        updates["input"] = str(input_path)
-    if output_dir is not None:
-        updates["output_dir"] = str(output_dir)
-    return updates
 
 
 def register(app: typer.Typer) -> None:
@@ -38,8 +29,7 @@ def register(app: typer.Typer) -> None:
         """Check every record with Great Expectations; write valid.jsonl, rejected.jsonl, report.json and data docs."""
         from mosaic_it.data.validate import RejectedShareError, run_validation
 
-        cfg = load_params(params, overrides).validation
-        cfg = cfg.model_validate({**cfg.model_dump(), **_explicit(input_path, output_dir)})
+        cfg = with_options(load_params(params, overrides).validation, input=input_path, output_dir=output_dir)
         try:
             report = run_validation(cfg, progress=True)
         except RejectedShareError as exc:
@@ -57,6 +47,5 @@ def register(app: typer.Typer) -> None:
         """Set a deterministic held-out share of the validated records aside before augmentation."""
         from mosaic_it.data.split import run_split
 
-        cfg = load_params(params, overrides).split
-        cfg = cfg.model_validate({**cfg.model_dump(), **_explicit(input_path, output_dir)})
+        cfg = with_options(load_params(params, overrides).split, input=input_path, output_dir=output_dir)
         typer.echo(run_split(cfg).summary())

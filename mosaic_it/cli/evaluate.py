@@ -6,23 +6,12 @@ from typing import Annotated
 
 import typer
 
-from mosaic_it.cli.common import ParamsOption, SetOption
+from mosaic_it.cli.common import ParamsOption, SetOption, with_options
 from mosaic_it.config import DEFAULT_PARAMS, load_params
-from mosaic_it.errors import ConfigError
 
 HEADLINE = ("heldout/loss", "heldout/perplexity", "mosaic_following/format", "mosaic_following/count",
             "mosaic_following/order_kendall_tau", "mosaic_following/mask", "ifeval/prompt_strict",
             "ifeval/instruction_loose")
-
-
-def _updated(section, updates: dict):
-    from pydantic import ValidationError
-
-    try:
-        return section.model_validate({**section.model_dump(), **updates})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -38,8 +27,7 @@ def register(app: typer.Typer) -> None:
         from mosaic_it.evaluate.run import run_evaluation
 
         loaded = load_params(params, overrides)
-        updates = {k: v for k, v in {"model": model, "arm": arm, "evals": evals}.items() if v is not None}
-        cfg = _updated(loaded.evaluate, updates)
+        cfg = with_options(loaded.evaluate, model=model, arm=arm, evals=evals)
         result = run_evaluation(cfg, loaded.tracking)
         shown = ", ".join(f"{k} {result.metrics[k]:.3f}" for k in HEADLINE if k in result.metrics)
         typer.echo(f"{cfg.arm}: {shown or 'no headline metric'} -> {result.metrics_path}")
@@ -55,7 +43,6 @@ def register(app: typer.Typer) -> None:
         from mosaic_it.evaluate.compare import run_compare
 
         loaded = load_params(params, overrides)
-        updates = {k: v for k, v in {"baseline": baseline, "candidate": candidate}.items() if v is not None}
-        cfg = _updated(loaded.compare, updates)
+        cfg = with_options(loaded.compare, baseline=baseline, candidate=candidate)
         paths = run_compare(cfg, loaded.tracking)
         typer.echo(f"{cfg.candidate} vs {cfg.baseline}: report {paths.report}")

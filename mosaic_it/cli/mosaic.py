@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mosaic_it.cli.common import ParamsOption, SetOption
+from mosaic_it.cli.common import ParamsOption, SetOption, with_options
 from mosaic_it.config import load_params
 from mosaic_it.config.augment import StrategyMix, WrapMode
 from mosaic_it.errors import MosaicItError
@@ -30,11 +30,9 @@ def augment(
     from mosaic_it.mosaic.augment import run_augment
     from mosaic_it.mosaic.stats import run_stats
 
-    given = {"input": input, "output": output, "epochs": epochs, "wrap_mode": wrap_mode,
-             "max_instructions": max_instructions, "max_tokens": max_tokens, "strategy": strategy,
-             "seed": seed, "tokenizer": tokenizer, "stats_dir": stats_dir}
-    base = load_params(params, set_).augment
-    cfg = base.model_copy(update={k: str(v) if isinstance(v, Path) else v for k, v in given.items() if v is not None})
+    cfg = with_options(load_params(params, set_).augment, input=input, output=output, epochs=epochs,
+                       wrap_mode=wrap_mode, max_instructions=max_instructions, max_tokens=max_tokens,
+                       strategy=strategy, seed=seed, tokenizer=tokenizer, stats_dir=stats_dir)
     report = run_augment(cfg)
     stats = run_stats(cfg.output, cfg.stats_dir, cfg.tokenizer)
     typer.echo(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mosaic_it.cli.common import ParamsOption, SetOption
+from mosaic_it.cli.common import ParamsOption, SetOption, with_options
 from mosaic_it.config import DEFAULT_PARAMS, load_params
 
 
@@ -22,8 +22,7 @@ def register(app: typer.Typer) -> None:
         from mosaic_it.train.run import run_training
 
         loaded = load_params(params, overrides)
-        updates = {k: v for k, v in {"data": str(data) if data else None, "arm": arm}.items() if v is not None}
-        cfg = loaded.train.model_validate({**loaded.train.model_dump(), **updates})
+        cfg = with_options(loaded.train, data=data, arm=arm)
         result = run_training(cfg, loaded.tracking, loaded.cost)
         m = result.metrics
         typer.echo(

@@ -52,8 +52,8 @@ class TokenCounter:
         if estimate + SAFE_EXCESS_PER_JOIN * joins <= budget:
             return True
         self.exact_checks += 1
-        return self.sample_tokens(sides) <= budget
+        return self.sample_tokens(["".join(parts) for parts in sides]) <= budget
 
-    def sample_tokens(self, sides: Sequence[Sequence[str]]) -> int:
-        """Exact budget measure: instruction and output are tokenized apart, as training encodes them."""
-        return sum(self.exact("".join(parts)) for parts in sides)
+    def sample_tokens(self, texts: Sequence[str]) -> int:
+        """Exact budget measure of a sample's instruction and output, tokenized apart as training encodes them."""
+        return sum(self.exact(text) for text in texts)
