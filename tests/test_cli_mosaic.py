@@ -79,3 +79,9 @@ def test_params_yaml_and_overrides_feed_the_command(tmp_path, source, repo_root)
     result = run("augment", "--params", str(params), "-S", "augment.strategy=format", cwd=repo_root)
     assert result.returncode == 0, result.stderr
     assert {s["mosaic"]["strategy"] for s in iter_jsonl(tmp_path / "p.jsonl")} == {"format"}
+
+
+def test_a_bad_option_value_is_a_usage_error_not_a_traceback(tmp_path, repo_root):
+    result = run("augment", "--max-tokens", "8", "--output", str(tmp_path / "o.jsonl"), cwd=repo_root)
+    assert result.returncode == 2
+    assert "Invalid value for '--max-tokens'" in result.stderr and "Traceback" not in result.stderr

@@ -26,22 +26,15 @@ def main() -> None:
     try:
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)
-        sys.exit(code if isinstance(code, int) else 0)
     except MosaicItError as exc:
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", None)
-        if code is None:
-            code = getattr(exc, "code", 0)
-        sys.exit(code or 0)
+        code = 2
     except typer.Abort:
         typer.echo("aborted", err=True)
-        sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own formatting
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+        code = 1
+    except typer.TyperException as exc:
+        # Usage errors (bad option values, unknown options): typer's click formats them itself.
+        # Plain `click.ClickException` does not match them: typer ships its own copy of click.
+        exc.show()
+        code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)
