@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.config.data import SplitConfig, ValidateConfig
 from mosaic_it.config.evaluate import CompareConfig, EvaluateConfig
+from mosaic_it.config.study import StudyConfig
 from mosaic_it.config.tracking import CostConfig, TrackingConfig
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import ConfigError
@@ -33,6 +34,7 @@ class Params(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     cost: CostConfig = Field(default_factory=CostConfig)
+    study: StudyConfig = Field(default_factory=StudyConfig)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
