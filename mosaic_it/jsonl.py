@@ -6,17 +6,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from mosaic_it.atomic import atomic_open, write_text
+
 
 def dumps(obj: Any) -> str:
     # Fixed separators and key order keep output files byte-identical across runs.
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
 
 
-def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_jsonl(path: str | Path, rows: Iterable[Any], fsync: bool = False) -> int:
+    """Rows appear at `path` only once all of them were written (see mosaic_it.atomic)."""
     count = 0
-    with path.open("w", encoding="utf-8", newline="\n") as handle:
+    with atomic_open(path, "w", encoding="utf-8", newline="\n", fsync=fsync) as handle:
         for row in rows:
             handle.write(dumps(row))
             handle.write("\n")
@@ -32,7 +33,5 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def write_json(path: str | Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+def write_json(path: str | Path, obj: Any, fsync: bool = False) -> None:
+    write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n", fsync=fsync)
