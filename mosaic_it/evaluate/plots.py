@@ -5,12 +5,13 @@ import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mosaic_it.atomic import atomic_open, atomic_path
+
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, object]]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
@@ -31,7 +32,6 @@ def bar_chart(
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     width = 0.8 / max(1, len(series))
     fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.3 * len(categories) * max(1, len(series)))), 4.5))
     for k, (name, values) in enumerate(series.items()):
@@ -44,6 +44,9 @@ def bar_chart(
     if len(series) > 1:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path

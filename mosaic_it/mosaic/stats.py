@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from mosaic_it.atomic import atomic_path
 from mosaic_it.jsonl import iter_jsonl, write_json
 from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.mosaic.budget import TokenCounter
@@ -74,9 +75,11 @@ def plot_stats(stats: dict[str, Any], path: str | Path) -> None:
     axes[2].barh(list(rules), list(rules.values()))
     axes[2].set(title="Samples per strategy:rule", xlabel="samples")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:  # the temporary's name has no .png suffix, so say the format
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
 
 
 def run_stats(samples_path: str | Path, out_dir: str | Path, tokenizer_name: str | None = None) -> dict[str, Any]:

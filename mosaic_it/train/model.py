@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from mosaic_it.atomic import atomic_dir
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import MosaicItError
 from mosaic_it.models.embedded import resolve_model_path
@@ -80,9 +81,12 @@ def count_params(model: Any) -> dict[str, int]:
 
 
 def save_trained(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
-    """Adapter (LoRA) or full weights as safetensors, plus the tokenizer, in one directory."""
+    """Adapter (LoRA) or full weights as safetensors, plus the tokenizer, in one directory.
+
+    Saved into a temporary folder that replaces `out_dir` only when complete (mosaic_it.atomic).
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    with atomic_dir(out_dir) as staging:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
     return out_dir

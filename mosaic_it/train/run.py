@@ -22,6 +22,7 @@ import yaml
 from mosaic_it import tracking as track
 from mosaic_it.config.tracking import CostConfig, TrackingConfig
 from mosaic_it.config.train import TrainConfig
+from mosaic_it.atomic import write_text
 from mosaic_it.jsonl import write_json
 from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.train import cost as costs
@@ -169,16 +170,15 @@ def _progress(total: int, to_mlflow: bool, every: int) -> Callable[[StepLog], No
 def _write_outputs(result: TrainResult, cfg: TrainConfig, model: Any, tokenizer: Any, device: torch.device,
                    tracking: TrackingConfig, to_mlflow: bool) -> None:
     out = result.output_dir
-    shutil.rmtree(result.model_dir, ignore_errors=True)
-    save_trained(model, tokenizer, result.model_dir)
+    save_trained(model, tokenizer, result.model_dir)  # replaces an older model/ only once complete
     samples = sample_generations(model, tokenizer, cfg.sample_prompts, cfg.prompt_format,
                                  cfg.sample_max_new_tokens, device)
     write_json(out / "samples.json", samples)
     write_json(result.metrics_path, result.metrics)
     cost_rows = {cfg.arm: {k: v for k, v in result.metrics.items() if k.split("/")[0] in ("cost", "tokens", "throughput", "memory")}}
-    (out / "cost.md").write_text(costs.cost_table(cost_rows, "md"), encoding="utf-8")
-    (out / "cost.csv").write_text(costs.cost_table(cost_rows, "csv"), encoding="utf-8")
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False), encoding="utf-8")
+    write_text(out / "cost.md", costs.cost_table(cost_rows, "md"))
+    write_text(out / "cost.csv", costs.cost_table(cost_rows, "csv"))
+    write_text(out / "config.yaml", yaml.safe_dump(cfg.model_dump(), sort_keys=False))
     if to_mlflow:
         track.log_metrics(result.metrics)
         for name in ("metrics.json", "cost.md", "cost.csv", "samples.json", "config.yaml"):
