@@ -10,6 +10,7 @@ from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.mosaic.augment import AugmentReport, run_augment
 from mosaic_it.mosaic.stats import run_stats
 from tasks.common import cached_stage, markdown_table, numeric, publish
+from tasks.progress import prefect_progress
 
 
 def _stats_table(stats: dict[str, Any]) -> str:
@@ -23,7 +24,8 @@ def _stats_table(stats: dict[str, Any]) -> str:
               outputs=lambda c: [c.output, str(Path(c.stats_dir) / "stats.json")])
 def augment(cfg: AugmentConfig, tracking: TrackingConfig) -> tuple[AugmentReport, dict[str, Any]]:
     with track.stage_run("augment", tracking, params={"augment": cfg.model_dump()}) as run:
-        report = run_augment(cfg, show_progress=False)
+        with prefect_progress():
+            report = run_augment(cfg)
         stats = run_stats(cfg.output, cfg.stats_dir, cfg.tokenizer)
         if run is not None:
             track.log_metrics(numeric(report.as_dict()))

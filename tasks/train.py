@@ -23,6 +23,7 @@ from mosaic_it.config.train import TrainConfig
 from mosaic_it.tracking import PARENT_RUN_ENV
 from mosaic_it.train.run import TrainResult, run_training
 from tasks.common import IO_RETRIES, IO_RETRY_DELAY_S, child_run_id, publish, retry_on_io
+from tasks.progress import prefect_progress
 
 Launcher = Literal["inline", "accelerate"]
 
@@ -68,7 +69,8 @@ def train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig,
     if launcher == "accelerate":
         result = _launch(cfg, tracking, cost, num_processes)
     else:
-        result = run_training(cfg, tracking, cost)
+        with prefect_progress():
+            result = run_training(cfg, tracking, cost)
     cost_table = (result.output_dir / "cost.md").read_text(encoding="utf-8")
     steps, loss = int(result.metrics["train/steps"]), result.metrics["train/final_loss"]
     publish(f"Cost {cfg.arm}", f"{steps} steps, final loss {loss:.4f}; "

@@ -5,10 +5,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
 
 from mosaic_it.config.evaluate import GenerationConfig
 from mosaic_it.jsonl import write_jsonl
+from mosaic_it.progress import progress
 from mosaic_it.train.data import render_prompt  # the prompt the model was trained on
 
 
@@ -33,7 +33,7 @@ def generate(
     answers: list[str] = [""] * len(texts)
     sampling = cfg.temperature > 0
     extra = {"do_sample": True, "temperature": cfg.temperature} if sampling else {"do_sample": False}
-    with tqdm(total=len(texts), desc=desc, unit="prompt") as bar:
+    with progress(len(texts), desc, unit="prompt") as bar:
         for start in range(0, len(order), cfg.batch_size):
             batch = order[start : start + cfg.batch_size]
             enc = tokenizer(

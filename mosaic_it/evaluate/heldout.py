@@ -4,10 +4,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tqdm.auto import tqdm
 
 from mosaic_it.errors import MosaicItError
 from mosaic_it.evaluate.context import EvalContext, Metrics
+from mosaic_it.progress import progress
 from mosaic_it.train.data import IGNORE, Example, encode
 
 
@@ -18,7 +18,8 @@ def response_loss(model: Any, examples: list[Example], batch_size: int, pad_id: 
 
     total, tokens = 0.0, 0
     ordered = sorted(examples, key=len)
-    for start in tqdm(range(0, len(ordered), batch_size), desc="held-out loss", unit="batch"):
+    bar = progress(len(ordered), "held-out loss", unit="record")
+    for start in range(0, len(ordered), batch_size):
         batch = ordered[start : start + batch_size]
         width = max(len(e) for e in batch)
         ids = torch.tensor([e.input_ids + [pad_id] * (width - len(e)) for e in batch], device=model.device)
@@ -32,6 +33,8 @@ def response_loss(model: Any, examples: list[Example], batch_size: int, pad_id: 
             logits = model.get_output_embeddings()(hidden[keep]).float()
         total += F.cross_entropy(logits, targets[keep], reduction="sum").item()
         tokens += int(keep.sum())
+        bar.update(len(batch))
+    bar.close()
     return total, tokens
 
 

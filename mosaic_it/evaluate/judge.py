@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from mosaic_it.config.evaluate import JudgeConfig
 from mosaic_it.errors import ConfigError, MosaicItError
+from mosaic_it.progress import progress
 
 SYSTEM = "You are a careful and impartial judge of answers written by AI assistants."
 TEMPLATE = """Here is a question followed by two answers to it. Rate how well each answer serves the \
@@ -130,7 +129,12 @@ def judge_all(client: JudgeClient, questions: Sequence[str], answers_a: Sequence
               answers_b: Sequence[str], desc: str = "judge") -> list[dict[str, Any]]:
     jobs = list(zip(questions, answers_a, answers_b))
     with ThreadPoolExecutor(max_workers=client.cfg.workers) as pool:
-        return list(tqdm(pool.map(lambda job: judge_pair(client, *job), jobs), total=len(jobs), desc=desc))
+        verdicts = []
+        with progress(len(jobs), desc, unit="pair") as bar:
+            for verdict in pool.map(lambda job: judge_pair(client, *job), jobs):
+                verdicts.append(verdict)
+                bar.update(1)
+        return verdicts
 
 
 def tally(verdicts: Sequence[dict[str, Any]]) -> dict[str, float]:

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.jsonl import write_jsonl
 from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.progress import Progress, progress
 from mosaic_it.mosaic.budget import TokenCounter
 from mosaic_it.mosaic.counts import draw_count
 from mosaic_it.mosaic.engine import draw_strategy, plan_sample, render, sample_record
@@ -88,7 +88,7 @@ class Packer:
         return None
 
     def epoch(self, epoch: int, rng: random.Random, np_rng: np.random.Generator, report: AugmentReport,
-              progress: tqdm | None = None) -> Iterator[dict]:
+              progress: Progress | None = None) -> Iterator[dict]:
         order = list(range(len(self.texts)))
         rng.shuffle(order)
         start = 0
@@ -114,10 +114,12 @@ def mosaic_samples(records: Sequence[dict], cfg: AugmentConfig, tokenizer: Any, 
     packer = Packer(records, cfg, counter)
     rng = random.Random(cfg.seed)
     np_rng = np.random.default_rng(cfg.seed)
-    with tqdm(total=cfg.epochs * len(records), desc="mosaic", unit="rec", disable=not show_progress) as bar:
-        for epoch in range(cfg.epochs):
-            yield from packer.epoch(epoch, rng, np_rng, report, bar)
-            report.epochs = epoch + 1
+    bar = progress(cfg.epochs * len(records), "augment", unit="record") if show_progress else None
+    for epoch in range(cfg.epochs):
+        yield from packer.epoch(epoch, rng, np_rng, report, bar)
+        report.epochs = epoch + 1
+    if bar is not None:
+        bar.close()
     report.exact_budget_checks = counter.exact_checks
 
 

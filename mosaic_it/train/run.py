@@ -25,6 +25,7 @@ from mosaic_it.config.train import TrainConfig
 from mosaic_it.atomic import write_text
 from mosaic_it.jsonl import write_json
 from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.progress import progress
 from mosaic_it.train import cost as costs
 from mosaic_it.train.batching import plan_steps
 from mosaic_it.train.data import encode_all, load_records
@@ -148,15 +149,13 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
 
 
 def _progress(total: int, to_mlflow: bool, every: int) -> Callable[[StepLog], None]:
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc="train", unit="step")
+    bar = progress(total, "train", unit="step")
 
     def on_step(log: StepLog) -> None:
-        if bar.n == 0 and log.step > 1:
+        if bar.done == 0 and log.step > 1:
             bar.update(log.step - 1)  # resumed mid-way
+        bar.set_postfix(loss=round(log.loss, 4))
         bar.update(1)
-        bar.set_postfix(loss=f"{log.loss:.4f}")
         if to_mlflow and (log.step % every == 0 or log.step == log.total_steps):
             track.log_metrics({"train/loss": log.loss, "train/learning_rate": log.learning_rate,
                                "train/grad_norm": log.grad_norm,
