@@ -21,17 +21,29 @@ def pick_device(cfg: TrainConfig, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether the GPU has bf16 tensor cores (compute capability 8.0+: A100, H100, L4, RTX 30xx on).
+
+    torch.cuda.is_bf16_supported() also says yes on V100 and T4, where bf16 is emulated and
+    slower than fp32, so `auto` would pick the slow path there.
+    """
+    if device.type != "cuda":
+        return False
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
 def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on a GPU that supports it; weights and optimizer state stay fp32."""
-    if cfg.dtype == "fp32" or device.type != "cuda":
-        if cfg.dtype == "bf16" and device.type != "cuda":
-            raise MosaicItError("train.dtype=bf16 needs a CUDA device; use auto or fp32 on CPU")
+    """bf16 autocast where it is native (auto), or wherever it is asked for explicitly (bf16)."""
+    if cfg.dtype == "fp32":
         return None
-    if not torch.cuda.is_bf16_supported():
-        if cfg.dtype == "bf16":
-            raise MosaicItError("this GPU does not support bf16; use train.dtype=fp32")
-        return None
-    return torch.bfloat16
+    if cfg.dtype == "auto":
+        return torch.bfloat16 if native_bf16(device) else None
+    if device.type == "cuda" and not native_bf16(device):
+        name = torch.cuda.get_device_name(device)
+        raise MosaicItError(f"train.dtype=bf16: {name} has no native bf16 (compute capability < 8.0); "
+                            "use train.dtype=fp32 or auto")
+    return torch.bfloat16  # on CPU too: torch autocasts to bf16 there, as accelerate's bf16 does
 
 
 def load_model(cfg: TrainConfig, device: torch.device) -> Any:
