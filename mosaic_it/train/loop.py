@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.train.batching import Batch, Step, collate
-from mosaic_it.train.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from mosaic_it.train.checkpoint import load_latest, save_checkpoint
 from mosaic_it.train.cost import FlopModel
 from mosaic_it.train.data import IGNORE, Example
 from mosaic_it.train.distributed import DistInfo, all_reduce_max, all_reduce_sum
@@ -71,23 +71,21 @@ def supports_head_slicing(model: Any) -> bool:
     return "logits_to_keep" in inspect.signature(core.forward).parameters
 
 
-def resume_point(ckpt_root: Path, cfg: TrainConfig) -> Path | None:
+def resume(ckpt_root: Path, cfg: TrainConfig, model: Any, optimizer: Any, scheduler: Any, info: DistInfo) -> Counters:
+    """The counters of the newest readable checkpoint (model, optimizer, RNG restored), or fresh ones."""
     if cfg.resume == "never" or not ckpt_root.exists():
-        return None
-    found = list_checkpoints(ckpt_root)
-    return found[-1] if found else None
+        return Counters()
+    found = load_latest(ckpt_root, model, optimizer, scheduler, info)
+    return Counters(**found[1]) if found else Counters()
 
 
 def train_loop(*, model: Any, examples: Sequence[Example], steps: list[Step], cfg: TrainConfig,
                optimizer: torch.optim.Optimizer, scheduler: Any, device: torch.device, amp: torch.dtype | None,
                info: DistInfo, pad_id: int, flop_model: FlopModel, ckpt_root: Path,
                callbacks: Sequence[Callable[[StepLog], None]] = ()) -> Counters:
-    counters = Counters()
     # Checkpoints hold the unwrapped model's names, so a run may resume on another world size.
     core = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-    start = resume_point(ckpt_root, cfg)
-    if start is not None:
-        counters = Counters(**load_checkpoint(start, core, optimizer, scheduler, info))
+    counters = resume(ckpt_root, cfg, core, optimizer, scheduler, info)
     trainable = [p for p in model.parameters() if p.requires_grad]
     slice_head = supports_head_slicing(model)
     model.train()
