@@ -40,6 +40,10 @@ class TrainConfig(BaseModel):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     gradient_checkpointing: bool = False
     dtype: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on a GPU that has it, else fp32
+    # bf16 also decides the weights: LoRA keeps the frozen base in bf16 (adapters fp32); full
+    # fine-tuning keeps fp32 master weights under bf16 autocast (docs/training.md).
+    quantization: Literal["none", "4bit"] = "none"  # 4bit: QLoRA (NF4 base, CUDA + bitsandbytes)
+    attn_implementation: Literal["sdpa", "flash_attention_2", "eager"] = "sdpa"
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     # How batches are built.
@@ -77,4 +81,6 @@ class TrainConfig(BaseModel):
     def _lora_targets(self) -> TrainConfig:
         if self.method == "lora" and not self.lora.target_modules:
             raise ValueError("lora.target_modules must name at least one module")
+        if self.quantization == "4bit" and self.method != "lora":
+            raise ValueError("quantization=4bit trains LoRA adapters only; set method=lora")
         return self

@@ -3,8 +3,9 @@
 - pad_to_max: every sample padded to max_length (the paper's FastChat baseline).
 - dynamic: padded to the longest sample of its micro-batch; batches grouped by length.
 - packed: the micro-batch's samples concatenated into one row with no padding at all;
-  position ids restart at 0 for every sample, which transformers turns into a block-diagonal
-  causal mask, so samples never attend to each other.
+  position ids restart at 0 for every sample and the varlen attention path (train/attention.py)
+  attends within each sample only, so samples never see each other and attention costs the sum
+  of squared sample lengths, not the square of the row.
 
 Targets are shifted inside each sample before concatenation (targets[t] = labels[t + 1]),
 so no position ever learns to predict the first token of the next packed sample.
@@ -65,7 +66,7 @@ class Batch:
     real_tokens: int
     padded_tokens: int  # positions the device computes, padding included
     sum_sq_real: int  # sum of squared sample lengths (attention cost of real tokens)
-    sum_sq_padded: int  # the same over computed rows
+    sum_sq_padded: int  # attention span actually computed: rows^2 when padded, per sample when packed
 
     @property
     def target_tokens(self) -> int:
@@ -87,7 +88,7 @@ def collate(examples: list[Example], regime: str, max_length: int, pad_id: int) 
             "input_ids": torch.tensor([ids]),
             "position_ids": torch.tensor([positions]),
         }
-        return Batch(tensors, torch.tensor([targets]), len(ids), len(ids), sum_sq, len(ids) ** 2)
+        return Batch(tensors, torch.tensor([targets]), len(ids), len(ids), sum_sq, sum_sq)
     width = max_length if regime == "pad_to_max" else max(lengths)
     ids = torch.full((len(examples), width), pad_id)
     targets = torch.full((len(examples), width), IGNORE)

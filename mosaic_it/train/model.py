@@ -46,17 +46,28 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     return torch.bfloat16  # on CPU too: torch autocasts to bf16 there, as accelerate's bf16 does
 
 
-def load_model(cfg: TrainConfig, device: torch.device) -> Any:
+def load_model(cfg: TrainConfig, device: torch.device, amp: torch.dtype | None = None) -> Any:
+    """The model to train; weight dtypes follow mosaic_it.train.precision (fp32 unless bf16 LoRA)."""
     from transformers import AutoModelForCausalLM
 
+    from mosaic_it.train import attention, precision
+
     path = resolve_model_path(cfg.model)
+    quantization = precision.quantization_config(cfg.quantization, device)
+    attn = attention.resolve(cfg.attn_implementation)
+    extra = {"quantization_config": quantization, "device_map": {"": device}} if quantization else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code
+            path, dtype=precision.base_weight_dtype(cfg.method, amp), attn_implementation=attn,
+            trust_remote_code=cfg.trust_remote_code, **extra
         )
     except (OSError, ValueError) as exc:
         raise MosaicItError(f"cannot load model {cfg.model!r}: {str(exc).splitlines()[0]}") from None
     model.config.use_cache = False
+    if quantization is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.method == "lora":
@@ -75,7 +86,8 @@ def load_model(cfg: TrainConfig, device: torch.device) -> Any:
                 model = get_peft_model(model, lora)
         except ValueError as exc:
             raise MosaicItError(f"train.lora.target_modules: {exc}") from None
-    return model.to(device)
+        precision.keep_trainable_fp32(model)
+    return model if quantization is not None else model.to(device)
 
 
 def count_params(model: Any) -> dict[str, int]:

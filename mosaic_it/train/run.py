@@ -90,7 +90,7 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
 
     device = pick_device(cfg, info.local_rank)
     amp = autocast_dtype(cfg, device)
-    model = load_model(cfg, device)
+    model = load_model(cfg, device, amp)
     n_params = count_params(model)
     flops = costs.flop_model(model, n_params, cfg.method == "full", cfg.gradient_checkpointing)
     steps = plan_steps([len(e) for e in examples], cfg.batch_size, cfg.grad_accum, info.world_size, cfg.seed,
