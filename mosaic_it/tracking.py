@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mosaic_it.config.tracking import TrackingConfig
+from mosaic_it.redact import redact_text
 
 PARENT_RUN_ENV = "MOSAIC_IT_PARENT_RUN_ID"
 MAX_PARAM_CHARS = 500  # MLflow accepts 6000; long lists are useless as params beyond this
@@ -39,7 +40,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping):
             flat.update(flatten(value, f"{name}."))
             continue
-        text = _URI_USERINFO.sub("***@", str(value))
+        text = redact_text(_URI_USERINFO.sub("***@", str(value)))  # also ?api_key=... in URLs
         if len(text) > MAX_PARAM_CHARS:
             text = text[: MAX_PARAM_CHARS - 3] + "..."
         flat[name] = text

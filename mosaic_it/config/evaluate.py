@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mosaic_it.config.types import Seed
+
 EvalName = Literal["heldout", "mosaic_following", "ifeval", "pairwise"]
 PairwiseSet = Literal["wizardlm", "koala", "vicuna", "self_instruct", "lima"]
 
@@ -26,11 +28,13 @@ class JudgeConfig(BaseModel):
     url: str | None = None  # base URL, e.g. http://127.0.0.1:8000/v1
     model: str = "gpt-4o"
     api_key_env: str = "MOSAIC_IT_JUDGE_API_KEY"  # the key itself never appears in any file
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0)  # per request, in total: a reply still arriving is cut
     max_retries: int = Field(4, ge=0)
     backoff_s: float = Field(2.0, ge=0)
     max_tokens: int = Field(512, ge=8)
     workers: int = Field(4, ge=1)
+    # Pairs the endpoint still fails on after retries are errors; compare fails above this share.
+    max_error_fraction: float = Field(0.1, ge=0.0, le=1.0)
 
 
 class EvaluateConfig(BaseModel):
@@ -43,7 +47,7 @@ class EvaluateConfig(BaseModel):
     evals: list[EvalName] = ["heldout", "mosaic_following", "ifeval", "pairwise"]
     device: str = "auto"  # auto: cuda when available, else cpu
     prompt_format: Literal["chat_template", "vicuna"] = "chat_template"  # as in train.prompt_format
-    seed: int = 0
+    seed: Seed = 0
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     heldout_limit: int | None = Field(200, ge=1)  # null: every held-out record
     heldout_max_tokens: int = Field(1024, ge=16)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from mosaic_it.config.evaluate import CompareConfig, JudgeConfig
 from mosaic_it.config.tracking import TrackingConfig
-from mosaic_it.errors import InputFileError
+from mosaic_it.errors import InputFileError, MosaicItError
 from mosaic_it.evaluate.judge import JudgeClient, judge_all, tally
 from mosaic_it.evaluate.pairwise import generations_path
 from mosaic_it.evaluate.plots import bar_chart, write_csv
 from mosaic_it.evaluate.report import render_report
-from mosaic_it.jsonl import iter_jsonl, write_json, write_jsonl
+from mosaic_it.jsonl import iter_jsonl_lines, write_json, write_jsonl
 
 # Groups in report order; keys of other groups follow alphabetically.
 GROUP_ORDER = ("heldout", "mosaic_following", "ifeval", "pairwise", "cost", "tokens", "throughput", "train")
@@ -63,24 +63,51 @@ def metric_order(key: str) -> tuple[int, str]:
 
 
 def judge_arms(cfg: CompareConfig, judge: JudgeConfig, base_dir: Path, cand_dir: Path, out_dir: Path) -> dict[str, dict[str, float]]:
-    """Win/tie/lose of the candidate against the baseline on each test set both arms answered."""
+    """Win/tie/lose of the candidate against the baseline on each test set both arms answered.
+
+    Finished verdicts are journaled in <out_dir>/pairwise/<set>.verdicts.jsonl as they arrive, and
+    a rerun asks only what is missing. Pairs that still fail count as errors; above
+    `judge.max_error_fraction` of a set's pairs, compare fails once every set has been tried.
+    """
     client = JudgeClient(judge)
-    results = {}
-    for cand_file in sorted((cand_dir / "generations" / "pairwise").glob("*.jsonl")):
-        name = cand_file.stem
-        base_file = generations_path(base_dir, name)
-        if not base_file.exists():
-            continue
-        baseline = {row["id"]: row for row in iter_jsonl(base_file)}
-        pairs = [(row, baseline[row["id"]]) for row in iter_jsonl(cand_file) if row["id"] in baseline]
-        verdicts = judge_all(client, [c["prompt"] for c, _ in pairs], [c["response"] for c, _ in pairs],
-                             [b["response"] for _, b in pairs], desc=f"judge {name}")
-        write_jsonl(out_dir / "pairwise" / f"{name}.jsonl", (
-            {"id": c["id"], "prompt": c["prompt"], cfg.candidate: c["response"], cfg.baseline: b["response"], **v}
-            for (c, b), v in zip(pairs, verdicts)
-        ))
-        results[name] = tally(verdicts)
+    results, too_many = {}, []
+    try:
+        for cand_file in sorted((cand_dir / "generations" / "pairwise").glob("*.jsonl")):
+            name = cand_file.stem
+            base_file = generations_path(base_dir, name)
+            if not base_file.exists():
+                continue
+            baseline = {row["id"]: row for row in read_generations(base_file)}
+            pairs = [(row, baseline[row["id"]]) for row in read_generations(cand_file) if row["id"] in baseline]
+            journal = out_dir / "pairwise" / f"{name}.verdicts.jsonl"
+            verdicts = judge_all(client, [c["prompt"] for c, _ in pairs], [c["response"] for c, _ in pairs],
+                                 [b["response"] for _, b in pairs], desc=f"judge {name}", journal=journal,
+                                 ids=[c["id"] for c, _ in pairs])
+            write_jsonl(out_dir / "pairwise" / f"{name}.jsonl", (
+                {"id": c["id"], "prompt": c["prompt"], cfg.candidate: c["response"], cfg.baseline: b["response"], **v}
+                for (c, b), v in zip(pairs, verdicts)
+            ))
+            results[name] = tally(verdicts)
+            failures = [v["failure"] for v in verdicts if "failure" in v]
+            if pairs and len(failures) / len(pairs) > judge.max_error_fraction:
+                too_many.append(f"{name} {len(failures)}/{len(pairs)} ({failures[0]})")
+    finally:
+        client.close()
+    if too_many:
+        raise MosaicItError(f"judging failed on more than compare.judge.max_error_fraction={judge.max_error_fraction:g} "
+                            f"of the pairs: {'; '.join(too_many)}; finished verdicts are kept and a rerun resumes")
     return results
+
+
+def read_generations(path: Path) -> list[dict]:
+    """A pairwise generations file, each row checked for the fields judging needs."""
+    rows = []
+    for line, row in iter_jsonl_lines(path):
+        if not (isinstance(row.get("prompt"), str) and isinstance(row.get("response"), str)
+                and isinstance(row.get("id"), (str, int)) and not isinstance(row.get("id"), bool)):
+            raise InputFileError(path, "a generation needs a string prompt and response and a string or integer id", line)
+        rows.append(row)
+    return rows
 
 
 def _plots(cfg: CompareConfig, base: dict, cand: dict, pairwise: dict, out_dir: Path) -> list[Path]:

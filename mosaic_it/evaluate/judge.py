@@ -4,24 +4,31 @@ Each pair is judged twice, once with each answer first, to cancel the judge's po
 Per order, the answer with the higher score wins that order. The pair's outcome for answer A:
 win when A wins both orders or wins one and ties the other; lose in the mirror case; tie
 otherwise (a tie in both orders, or one win each). A reply with no readable scores makes the
-pair an "error", counted apart from win/tie/lose.
+pair an "error", counted apart from win/tie/lose; so does a pair the endpoint still fails on after
+its retries (reported with its `failure` reason, and asked again on the next run).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socket
+import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from mosaic_it.config.evaluate import JudgeConfig
 from mosaic_it.errors import ConfigError, MosaicItError
+from mosaic_it.evaluate.verdicts import append, open_journal, pair_key, read_journal
 from mosaic_it.progress import progress
+from mosaic_it.redact import redact_text, redact_url
 
 SYSTEM = "You are a careful and impartial judge of answers written by AI assistants."
 TEMPLATE = """Here is a question followed by two answers to it. Rate how well each answer serves the \
@@ -44,6 +51,9 @@ then Answer 2, separated by a space (for example: 7 4). Then explain your scores
 
 OUTCOMES = ("win", "tie", "lose", "error")
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
+FATAL = {401, 403, 404, 405}  # no pair can succeed: stop rather than fail every pair
+MAX_REDIRECTS = 3
+MAX_REPLY_BYTES = 1 << 20
 NUMBER = r"(10|[1-9])(?:\.\d+)?"
 
 
@@ -78,8 +88,18 @@ def combine(first: tuple[float, float] | None, second: tuple[float, float] | Non
     return "win" if total > 0 else "lose" if total < 0 else "tie"
 
 
+class JudgeRefused(MosaicItError):
+    """The endpoint cannot judge any pair (bad key, wrong URL, a redirect elsewhere): stop at once."""
+
+
 class JudgeClient:
-    """POSTs chat completions with retries and exponential backoff; the key stays in memory."""
+    """POSTs chat completions over httpx with retries and exponential backoff.
+
+    The key stays in memory and goes only to the configured origin: a redirect to another scheme,
+    host or port is refused. A same-origin 307/308 (which keeps the POST body) is followed, up to
+    MAX_REDIRECTS hops; any other redirect is refused, since it would turn the POST into a GET.
+    `timeout_s` bounds each attempt as a whole, connecting, sending and reading included.
+    """
 
     def __init__(self, cfg: JudgeConfig) -> None:
         if not cfg.url:
@@ -89,52 +109,178 @@ class JudgeClient:
             raise ConfigError(f"environment variable {cfg.api_key_env} (compare.judge.api_key_env) is not set; "
                               "set it to the judge's API key (any value for a server without keys)")
         self.cfg = cfg
-        self.endpoint = cfg.url.rstrip("/") + "/chat/completions"
+        self.endpoint = httpx.URL(cfg.url.rstrip("/") + "/chat/completions")
+        self.shown = redact_url(str(self.endpoint))  # what messages may print
         self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        self._http = httpx.Client(follow_redirects=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def pair_key(self, question: str, answer_a: str, answer_b: str) -> str:
+        return pair_key(self.cfg.model, self.shown, SYSTEM, TEMPLATE, question, answer_a, answer_b)
+
+    def _next_hop(self, url: httpx.URL, response: httpx.Response) -> httpx.URL:
+        target = url.join(response.headers["Location"])
+        if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
+            raise JudgeRefused(f"judge endpoint {self.shown} redirected to another origin ({redact_url(str(target))}); "
+                               "the API key is never sent there: set compare.judge.url to the endpoint itself")
+        if response.status_code not in (307, 308):
+            raise JudgeRefused(f"judge endpoint {self.shown} answered HTTP {response.status_code} (a redirect that "
+                               "drops the request body); set compare.judge.url to the endpoint itself")
+        return target
 
     def _post_once(self, body: bytes) -> str:
-        request = urllib.request.Request(self.endpoint, data=body, headers=self._headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.cfg.timeout_s) as response:
-            payload = json.loads(response.read().decode("utf-8"))
-        return payload["choices"][0]["message"]["content"] or ""
+        deadline = time.monotonic() + self.cfg.timeout_s
+        url = self.endpoint
+        for _ in range(MAX_REDIRECTS + 1):
+            timeout = max(deadline - time.monotonic(), 0.001)
+            with self._http.stream("POST", url, content=body, headers=self._headers, timeout=timeout) as response:
+                if response.is_redirect:
+                    url = self._next_hop(url, response)
+                    continue
+                if response.status_code >= 400:
+                    raise _Status(response.status_code)
+                return reply_content(_read_body(response, deadline))
+        raise JudgeRefused(f"judge endpoint {self.shown} redirected more than {MAX_REDIRECTS} times")
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         body = json.dumps({"model": self.cfg.model, "messages": messages, "temperature": 0,
                            "max_tokens": self.cfg.max_tokens}).encode("utf-8")
         for attempt in range(self.cfg.max_retries + 1):
+            last = attempt == self.cfg.max_retries
             try:
                 return self._post_once(body)
-            except urllib.error.HTTPError as exc:
-                if exc.code not in RETRYABLE or attempt == self.cfg.max_retries:
-                    raise MosaicItError(f"judge endpoint {self.endpoint} answered HTTP {exc.code}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt == self.cfg.max_retries:
-                    raise MosaicItError(f"judge endpoint {self.endpoint} unreachable: {exc}") from None
-            except (ValueError, KeyError, IndexError, TypeError):
-                if attempt == self.cfg.max_retries:
-                    raise MosaicItError(f"judge endpoint {self.endpoint} sent no chat completion") from None
+            except _Status as exc:
+                message = f"judge endpoint {self.shown} answered HTTP {exc.code}"
+                if exc.code in FATAL:
+                    raise JudgeRefused(message) from None
+                if exc.code not in RETRYABLE or last:
+                    raise MosaicItError(message) from None
+            except _Deadline:
+                if last:
+                    raise MosaicItError(f"judge endpoint {self.shown} did not answer within "
+                                        f"compare.judge.timeout_s={self.cfg.timeout_s:g} s") from None
+            except httpx.TransportError as exc:
+                if last:
+                    reason = redact_text(str(exc)) or type(exc).__name__
+                    raise MosaicItError(f"judge endpoint {self.shown} unreachable: {reason}") from None
+            except _Unreadable as exc:
+                if last:
+                    raise MosaicItError(f"judge endpoint {self.shown} sent no chat completion ({exc})") from None
             time.sleep(self.cfg.backoff_s * 2**attempt)
         raise AssertionError("unreachable")
 
 
+class _Status(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class _Deadline(Exception):
+    pass
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _read_body(response: httpx.Response, deadline: float) -> bytes:
+    """The body, cut at `deadline` even when the server keeps dribbling bytes or stalls mid-body."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    # A blocked read only wakes when the socket is shut down, so a timer does that at the deadline.
+    watchdog = threading.Timer(max(deadline - time.monotonic(), 0), _shutdown, (sock,))
+    watchdog.daemon = True
+    watchdog.start()
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_bytes():
+            if time.monotonic() >= deadline:
+                raise _Deadline
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                raise _Unreadable(f"reply longer than {MAX_REPLY_BYTES} bytes")
+            chunks.append(chunk)
+    except httpx.TransportError:
+        if time.monotonic() >= deadline:
+            raise _Deadline from None
+        raise
+    finally:
+        watchdog.cancel()
+    if time.monotonic() >= deadline:
+        raise _Deadline
+    return b"".join(chunks)
+
+
+def _shutdown(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def reply_content(body: bytes) -> str:
+    """The text of a chat completion; a reply without a string `content` reads as "" (no scores)."""
+    try:
+        payload = json.loads(body)
+        message = payload["choices"][0]["message"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise _Unreadable(f"not a chat completion: {type(exc).__name__}") from None
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
+
+
 def judge_pair(client: JudgeClient, question: str, answer_a: str, answer_b: str) -> dict[str, Any]:
-    first_reply = client.complete(judge_messages(question, answer_a, answer_b))
-    second_reply = client.complete(judge_messages(question, answer_b, answer_a))
-    first, second = parse_scores(first_reply), parse_scores(second_reply)
-    return {"a_first": first, "b_first": second, "outcome": combine(first, second),
-            "replies": [first_reply, second_reply]}
+    return verdict([client.complete(judge_messages(question, answer_a, answer_b)),
+                    client.complete(judge_messages(question, answer_b, answer_a))])
+
+
+def verdict(replies: list[str]) -> dict[str, Any]:
+    """Scores and outcome of a pair from the replies to (A first, B first)."""
+    first, second = parse_scores(replies[0]), parse_scores(replies[1])
+    return {"a_first": first, "b_first": second, "outcome": combine(first, second), "replies": list(replies)}
+
+
+def failed(reason: str) -> dict[str, Any]:
+    """A pair the judge could not be asked about (after retries): an error, asked again on a rerun."""
+    return {"a_first": None, "b_first": None, "outcome": "error", "replies": [], "failure": reason}
 
 
 def judge_all(client: JudgeClient, questions: Sequence[str], answers_a: Sequence[str],
-              answers_b: Sequence[str], desc: str = "judge") -> list[dict[str, Any]]:
+              answers_b: Sequence[str], desc: str = "judge", journal: Path | None = None,
+              ids: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    """One verdict per pair, in order. With a journal, finished verdicts are read from it instead of
+    asked again, and each new one is appended as soon as it arrives. A pair that still fails after
+    its retries becomes an "error" verdict with a `failure` reason; JudgeRefused stops everything."""
     jobs = list(zip(questions, answers_a, answers_b))
-    with ThreadPoolExecutor(max_workers=client.cfg.workers) as pool:
-        verdicts = []
-        with progress(len(jobs), desc, unit="pair") as bar:
-            for verdict in pool.map(lambda job: judge_pair(client, *job), jobs):
-                verdicts.append(verdict)
+    keys = [client.pair_key(*job) for job in jobs]
+    done = read_journal(journal) if journal is not None else {}
+    verdicts: list[dict[str, Any] | None] = [verdict(done[k]) if k in done else None for k in keys]
+    todo = [i for i, v in enumerate(verdicts) if v is None]
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(open_journal(journal)) if journal is not None and todo else None
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=client.cfg.workers))
+        bar = stack.enter_context(progress(len(jobs), desc, unit="pair"))
+        bar.update(len(jobs) - len(todo))
+        futures = {pool.submit(judge_pair, client, *jobs[i]): i for i in todo}
+        try:
+            for future in as_completed(futures):
                 bar.update(1)
-        return verdicts
+                i = futures[future]
+                try:
+                    verdicts[i] = future.result()
+                except JudgeRefused:
+                    raise
+                except MosaicItError as exc:
+                    verdicts[i] = failed(str(exc))
+                    continue
+                if log is not None:
+                    append(log, keys[i], ids[i] if ids is not None else i, verdicts[i]["replies"])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return [v for v in verdicts if v is not None]
 
 
 def tally(verdicts: Sequence[dict[str, Any]]) -> dict[str, float]:
