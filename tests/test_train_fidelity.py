@@ -52,3 +52,47 @@ def test_cpu_trains_fp32_unless_bf16_is_asked_for():
     cpu = torch.device("cpu")
     assert autocast_dtype(TrainConfig(dtype="auto"), cpu) is None
     assert autocast_dtype(TrainConfig(dtype="bf16"), cpu) is torch.bfloat16
+
+
+@pytest.mark.slow
+def test_stage_time_includes_loading_and_saving_and_is_what_is_priced(tmp_path, tiny_llama_dir, sample_data,
+                                                                        monkeypatch):
+    import json
+    import time
+
+    import mlflow
+
+    import mosaic_it.train.run as run
+    from mosaic_it.config.tracking import CostConfig, TrackingConfig
+    from mosaic_it.jsonl import write_jsonl
+    from mosaic_it.train.data import load_records
+
+    # Loading and the final save are made slow on purpose: the stage must pay for both, the loop for neither.
+    real_load, real_save = run.load_model, run.save_trained
+    monkeypatch.setattr(run, "load_model", lambda *a, **k: (time.sleep(0.6), real_load(*a, **k))[1])
+    monkeypatch.setattr(run, "save_trained", lambda *a, **k: (time.sleep(0.4), real_save(*a, **k))[1])
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, load_records(sample_data, max_records=8))
+    cfg = TrainConfig(model=str(tiny_llama_dir), data=str(data), output_dir=str(tmp_path / "out"), max_length=64,
+                      batch_size=4, max_steps=2, sample_max_new_tokens=0, device="cpu")
+    tracking = TrackingConfig(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment_name="stage",
+                              log_model=False)
+    started = time.perf_counter()
+    result = run.run_training(cfg, tracking, CostConfig(usd_per_device_hour=7.2))
+    outside = time.perf_counter() - started
+
+    m = json.loads(result.metrics_path.read_text())
+    assert m["cost/stage_seconds"] - m["cost/loop_seconds"] >= 1.0  # at least the two sleeps
+    assert m["cost/stage_seconds"] <= outside
+    assert m["cost/wall_seconds"] == m["cost/stage_seconds"]
+    assert m["cost/device_hours"] == pytest.approx(m["cost/stage_seconds"] / 3600)
+    assert m["cost/usd"] == pytest.approx(m["cost/stage_seconds"] * 7.2 / 3600)
+    assert m["cost/loop_usd"] == pytest.approx(m["cost/loop_seconds"] * 7.2 / 3600)
+    assert m["throughput/tokens_per_second"] == pytest.approx(m["tokens/real"] / m["cost/loop_seconds"])
+    assert "`cost/usd` price it" in (result.output_dir / "cost.md").read_text()
+
+    mlflow.set_tracking_uri(tracking.tracking_uri)
+    (logged,) = mlflow.search_runs(experiment_names=["stage"], output_format="list")
+    for key in ("cost/stage_seconds", "cost/loop_seconds", "cost/usd", "cost/device_hours"):
+        assert logged.data.metrics[key] == pytest.approx(m[key]), key
+    assert logged.data.params["cost.priced_time"] == "cost/stage_seconds"

@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         m = result.metrics
         typer.echo(
             f"{cfg.arm}: {int(m['train/steps'])} steps, final loss {m['train/final_loss']:.4f}, "
-            f"{m['cost/wall_seconds']:.1f} s, {int(m['tokens/real'])} real / {int(m['tokens/padded'])} computed tokens, "
+            f"{m['cost/stage_seconds']:.1f} s ({m['cost/loop_seconds']:.1f} s training), "
+            f"{int(m['tokens/real'])} real / {int(m['tokens/padded'])} computed tokens, "
             f"${m['cost/usd']:.4f} -> {result.output_dir}"
         )

@@ -6,12 +6,13 @@ strategy and for every order and mask rule, with a fixed seed; scoring is in mos
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from mosaic_it.errors import MosaicItError
 from mosaic_it.evaluate.context import EvalContext, Metrics
+from mosaic_it.evaluate.items import ItemRow, aggregate, short_hash, write_items
 from mosaic_it.evaluate.mosaic_score import score_generation
 from mosaic_it.evaluate.plots import bar_chart, write_csv
 from mosaic_it.jsonl import write_jsonl
@@ -52,35 +53,31 @@ def build_probes(records: Sequence[dict], per_rule: int, max_instructions: int, 
     return probes
 
 
-def mean(values: Sequence[Any]) -> float | None:
-    present = [float(v) for v in values if v is not None]
-    return sum(present) / len(present) if present else None
-
-
-def summarise(probes: Sequence[dict], scores: Sequence[dict]) -> tuple[list[dict], Metrics]:
-    """Per-rule table rows and the flat metrics (overall and per rule)."""
-    by_key: dict[str, list[dict]] = defaultdict(list)
+def probe_items(probes: Sequence[dict], scores: Sequence[dict]) -> list[ItemRow]:
+    """One item per probe, id "<rule>#<k>:<prompt hash>"; a score that does not apply is absent."""
+    seen: Counter[str] = Counter()
+    rows: list[ItemRow] = []
     for probe, score in zip(probes, scores):
-        by_key[probe_key(probe)].append(score)
-    rows = []
-    for key, group in by_key.items():
-        row: dict[str, Any] = {"rule": key, "n": len(group)}
-        row.update({name: mean([s[name] for s in group]) for name in SCORES})
-        rows.append(row)
-    order_scores = [s for p, s in zip(probes, scores) if p["mosaic"]["strategy"] == "order"]
-    overall = {
-        "format": mean([s["format"] for s in scores]),
-        "count": mean([s["count"] for s in scores]),
-        "order_kendall_tau": mean([s["kendall_tau"] for s in order_scores]),
-        "order_spearman": mean([s["spearman"] for s in order_scores]),
-        "order_exact": mean([s["order_exact"] for s in order_scores]),
-        "mask": mean([s["mask"] for s in scores]),
-        "probes": float(len(probes)),
-    }
-    metrics = {k: v for k, v in overall.items() if v is not None}
-    for row in rows:
-        metrics.update({f"by_rule/{row['rule']}/{name}": row[name] for name in SCORES if row[name] is not None})
-    return rows, metrics
+        key = probe_key(probe)
+        item = f"{key}#{seen[key]}:{short_hash(probe['instruction'])}"
+        seen[key] += 1
+        wanted = {"format": score["format"], "count": score["count"], "mask": score["mask"]}
+        if probe["mosaic"]["strategy"] == "order":
+            wanted.update({"order_kendall_tau": score["kendall_tau"], "order_spearman": score["spearman"],
+                           "order_exact": score["order_exact"]})
+        wanted.update({f"by_rule/{key}/{name}": score[name] for name in SCORES})
+        rows.append((item, {name: (float(v), 1.0) for name, v in wanted.items() if v is not None}))
+    return rows
+
+
+def summarise(probes: Sequence[dict], scores: Sequence[dict]) -> tuple[list[dict], list[ItemRow], Metrics]:
+    """Per-rule table rows, the per-probe items and the flat metrics (overall and per rule)."""
+    items = probe_items(probes, scores)
+    metrics = {**aggregate(items), "probes": float(len(probes))}
+    sizes = Counter(probe_key(p) for p in probes)
+    rows = [{"rule": key, "n": n, **{name: metrics.get(f"by_rule/{key}/{name}") for name in SCORES}}
+            for key, n in sizes.items()]
+    return rows, items, metrics
 
 
 def run(ctx: EvalContext) -> Metrics:
@@ -98,7 +95,8 @@ def run(ctx: EvalContext) -> Metrics:
         {"rule": probe_key(p), "prompt": p["instruction"], "reference": p["output"], "generation": g, "scores": s}
         for p, g, s in zip(probes, generations, scores)
     ))
-    rows, metrics = summarise(probes, scores)
+    rows, items, metrics = summarise(probes, scores)
+    ctx.artifacts.append(write_items(ctx.out_dir, "mosaic_following", items))
     ctx.artifacts.append(write_csv(ctx.path("plots", "mosaic_following.csv"), rows))
     ctx.artifacts.append(bar_chart(
         ctx.path("plots", "mosaic_following.png"),

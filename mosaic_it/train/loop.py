@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.train.batching import Batch, Step, collate
 from mosaic_it.train.checkpoint import load_latest, save_checkpoint
-from mosaic_it.train.cost import FlopModel
+from mosaic_it.train.cost import FlopModel, StageClock
 from mosaic_it.train.data import IGNORE, Example
 from mosaic_it.train.distributed import DistInfo, all_reduce_max, all_reduce_sum
 
@@ -33,7 +33,8 @@ class StepLog:
 class Counters:
     """Totals over the whole run (all ranks), carried across resumes in checkpoints."""
     step: int = 0
-    wall_seconds: float = 0.0
+    wall_seconds: float = 0.0  # in training steps only
+    stage_seconds: float = 0.0  # the whole stage, as of the last checkpoint (StageClock)
     real_tokens: int = 0
     padded_tokens: int = 0
     target_tokens: int = 0
@@ -82,10 +83,12 @@ def resume(ckpt_root: Path, cfg: TrainConfig, model: Any, optimizer: Any, schedu
 def train_loop(*, model: Any, examples: Sequence[Example], steps: list[Step], cfg: TrainConfig,
                optimizer: torch.optim.Optimizer, scheduler: Any, device: torch.device, amp: torch.dtype | None,
                info: DistInfo, pad_id: int, flop_model: FlopModel, ckpt_root: Path,
-               callbacks: Sequence[Callable[[StepLog], None]] = ()) -> Counters:
+               callbacks: Sequence[Callable[[StepLog], None]] = (), clock: StageClock | None = None) -> Counters:
     # Checkpoints hold the unwrapped model's names, so a run may resume on another world size.
     core = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     counters = resume(ckpt_root, cfg, core, optimizer, scheduler, info)
+    if clock is not None:
+        clock.resume_from(counters.stage_seconds)
     trainable = [p for p in model.parameters() if p.requires_grad]
     slice_head = supports_head_slicing(model)
     model.train()
@@ -126,13 +129,15 @@ def train_loop(*, model: Any, examples: Sequence[Example], steps: list[Step], cf
         counters.padded_tokens += int(padded)
         counters.target_tokens += int(step_targets)
         counters.flops += flop_model.train_flops(int(real), int(sq_real))
-        counters.flops_executed += flop_model.train_flops(int(padded), int(sq_padded), executed=True)
+        counters.flops_executed += flop_model.executed_flops(int(padded), int(sq_padded))
         counters.losses.append(step_loss)
         log = StepLog(counters.step, len(steps), step_loss, learning_rate, grad_norm,
                       real / elapsed if elapsed > 0 else 0.0)
         for callback in callbacks:
             callback(log)
         if cfg.save_every and counters.step % cfg.save_every == 0 and counters.step < len(steps):
+            if clock is not None:
+                counters.stage_seconds = clock.elapsed()
             save_checkpoint(ckpt_root, counters.step, core, optimizer, scheduler,
                             counters.__dict__.copy(), info, cfg.keep_checkpoints)
     return counters

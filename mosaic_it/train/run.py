@@ -72,15 +72,16 @@ def prepare_checkpoints(root: Path, stamp: str, info: DistInfo) -> None:
 
 def run_training(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig | None = None,
                  callbacks: Sequence[Callable[[StepLog], None]] = ()) -> TrainResult:
+    clock = costs.StageClock()  # the stage's cost starts here, before any loading
     info = init_distributed()
     try:
-        return _train(cfg, tracking, cost or CostConfig(), info, callbacks)
+        return _train(cfg, tracking, cost or CostConfig(), info, callbacks, clock)
     finally:
         shutdown_distributed(info)
 
 
 def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: DistInfo,
-           callbacks: Sequence[Callable[[StepLog], None]]) -> TrainResult:
+           callbacks: Sequence[Callable[[StepLog], None]], clock: costs.StageClock) -> TrainResult:
     out_dir = Path(cfg.output_dir) / cfg.arm
     seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
@@ -106,7 +107,8 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
     costs.reset_peak_memory(device)
 
     name = costs.device_name(device)
-    params = {"train": cfg.model_dump(), "cost": {"usd_per_device_hour": cost.usd_per_device_hour},
+    params = {"train": cfg.model_dump(),
+              "cost": {"usd_per_device_hour": cost.usd_per_device_hour, "priced_time": "cost/stage_seconds"},
               "derived": {"steps": len(steps), "samples": len(examples), "world_size": info.world_size,
                           "devices": info.devices(device.type),
                           "device": name, "params_total": n_params["total"],
@@ -122,10 +124,10 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
         counters = train_loop(model=trained, examples=examples, steps=steps, cfg=cfg, optimizer=optimizer,
                               scheduler=scheduler, device=device, amp=amp, info=info,
                               pad_id=tokenizer.pad_token_id, flop_model=flops, ckpt_root=ckpt_root,
-                              callbacks=hooks)
+                              callbacks=hooks, clock=clock)
         peak_bytes = costs.peak_memory_bytes(device)
         metrics = costs.cost_metrics(
-            wall_seconds=counters.wall_seconds, devices=info.devices(device.type),
+            stage_seconds=clock.elapsed(), loop_seconds=counters.wall_seconds, devices=info.devices(device.type),
             usd_per_device_hour=cost.usd_per_device_hour, real_tokens=counters.real_tokens,
             padded_tokens=counters.padded_tokens, flops=counters.flops, flops_executed=counters.flops_executed,
             peak=costs.peak_flops(name, cost.peak_flops) if device.type == "cuda" else None,
@@ -141,7 +143,11 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
         result = TrainResult(cfg.arm, out_dir, out_dir / "model", out_dir / "metrics.json", metrics,
                              list(counters.losses), run.info.run_id if run is not None else None)
         if info.is_main:
-            _write_outputs(result, cfg, model, tokenizer, device, tracking, run is not None)
+            def bill() -> dict[str, float]:  # the stage clock stops after the last heavy write
+                return costs.stage_cost(clock.elapsed(), counters.wall_seconds, info.devices(device.type),
+                                        cost.usd_per_device_hour)
+
+            _write_outputs(result, cfg, model, tokenizer, device, tracking, run is not None, bill)
         barrier(info)
     if info.is_main:
         shutil.rmtree(ckpt_root, ignore_errors=True)
@@ -167,12 +173,17 @@ def _progress(total: int, to_mlflow: bool, every: int) -> Callable[[StepLog], No
 
 
 def _write_outputs(result: TrainResult, cfg: TrainConfig, model: Any, tokenizer: Any, device: torch.device,
-                   tracking: TrackingConfig, to_mlflow: bool) -> None:
+                   tracking: TrackingConfig, to_mlflow: bool,
+                   bill: Callable[[], dict[str, float]] = dict) -> None:
     out = result.output_dir
     save_trained(model, tokenizer, result.model_dir)  # replaces an older model/ only once complete
     samples = sample_generations(model, tokenizer, cfg.sample_prompts, cfg.prompt_format,
                                  cfg.sample_max_new_tokens, device)
     write_json(out / "samples.json", samples)
+    if to_mlflow and tracking.log_model:
+        track.log_artifacts(result.model_dir, "model")
+    # Only small files and metric values are written after this: they are not worth a clock.
+    result.metrics.update(bill())
     write_json(result.metrics_path, result.metrics)
     cost_rows = {cfg.arm: {k: v for k, v in result.metrics.items() if k.split("/")[0] in ("cost", "tokens", "throughput", "memory")}}
     write_text(out / "cost.md", costs.cost_table(cost_rows, "md"))
@@ -182,5 +193,3 @@ def _write_outputs(result: TrainResult, cfg: TrainConfig, model: Any, tokenizer:
         track.log_metrics(result.metrics)
         for name in ("metrics.json", "cost.md", "cost.csv", "samples.json", "config.yaml"):
             track.log_artifacts(out / name)
-        if tracking.log_model:
-            track.log_artifacts(result.model_dir, "model")

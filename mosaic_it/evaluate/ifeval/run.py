@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from mosaic_it.evaluate.context import EvalContext, Metrics
-from mosaic_it.evaluate.ifeval.score import aggregate, load_prompts, score_response
+from mosaic_it.evaluate.ifeval.score import load_prompts, prompt_items, score_response
+from mosaic_it.evaluate.items import aggregate, write_items
 from mosaic_it.evaluate.plots import bar_chart, write_csv
 from mosaic_it.jsonl import write_jsonl
 
@@ -18,7 +19,9 @@ def run(ctx: EvalContext) -> Metrics:
         {"key": row.get("key"), "prompt": row["prompt"], "response": response, **score}
         for row, response, score in zip(rows, responses, scores)
     ))
-    metrics = aggregate(rows, scores)
+    items = prompt_items(rows, scores)
+    ctx.artifacts.append(write_items(ctx.out_dir, "ifeval", items))
+    metrics = aggregate(items)
     per_id = sorted(k for k in metrics if k.startswith("strict/"))
     table = [{"instruction": k.removeprefix("strict/"), "strict": metrics[k]} for k in per_id]
     ctx.artifacts.append(write_csv(ctx.path("plots", "ifeval.csv"), table))

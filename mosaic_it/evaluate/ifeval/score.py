@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from mosaic_it.errors import InputFileError
+from mosaic_it.evaluate import items
+from mosaic_it.evaluate.items import ItemRow
 from mosaic_it.evaluate.ifeval.checkers import CHECKERS
 
 
@@ -53,16 +55,23 @@ def score_response(row: Mapping[str, Any], response: str) -> dict[str, list[bool
     }
 
 
-def aggregate(rows: Sequence[Mapping[str, Any]], scores: Iterable[Mapping[str, list[bool]]]) -> dict[str, float]:
-    totals: dict[str, list[float]] = defaultdict(list)
-    per_id: dict[str, list[bool]] = defaultdict(list)
-    for row, score in zip(rows, scores):
+def prompt_items(rows: Sequence[Mapping[str, Any]], scores: Iterable[Mapping[str, list[bool]]]) -> list[ItemRow]:
+    """One item per prompt, id = its IFEval key; instruction-level metrics count instructions."""
+    result: list[ItemRow] = []
+    for index, (row, score) in enumerate(zip(rows, scores)):
+        values: dict[str, tuple[float, float]] = {}
         for mode in ("strict", "loose"):
-            totals[f"prompt_{mode}"].append(float(all(score[mode])))
-            totals[f"instruction_{mode}"].extend(float(x) for x in score[mode])
-        for instruction_id, ok in zip(row["instruction_id_list"], score["strict"]):
-            per_id[instruction_id].append(ok)
-    metrics = {name: sum(v) / len(v) for name, v in totals.items() if v}
-    for instruction_id, oks in sorted(per_id.items()):
-        metrics[f"strict/{instruction_id}"] = sum(oks) / len(oks)
-    return metrics
+            oks = score[mode]
+            values[f"prompt_{mode}"] = (float(all(oks)), 1.0)
+            values[f"instruction_{mode}"] = (float(sum(oks)), float(len(oks)))
+            per_id: dict[str, list[bool]] = defaultdict(list)
+            for instruction_id, ok in zip(row["instruction_id_list"], oks):
+                per_id[instruction_id].append(ok)
+            values.update({f"{mode}/{i}": (float(sum(v)), float(len(v))) for i, v in sorted(per_id.items())})
+        key = row.get("key")
+        result.append((str(key) if key is not None else f"#{index}", values))
+    return result
+
+
+def aggregate(rows: Sequence[Mapping[str, Any]], scores: Iterable[Mapping[str, list[bool]]]) -> dict[str, float]:
+    return items.aggregate(prompt_items(rows, scores))
