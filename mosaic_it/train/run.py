@@ -136,6 +136,8 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
             "train/final_loss": counters.losses[-1] if counters.losses else float("nan"),
             "train/mean_loss_last10": float(np.mean(counters.losses[-10:])) if counters.losses else float("nan"),
             "train/steps": float(counters.step), "train/samples": float(len(examples)),
+            # Sequences trained (all ranks, every epoch): pad_to_max cost is this times max_length.
+            "train/sequences": float(sum(len(micro) for step in steps for micro in step)),
             "tokens/response": float(counters.target_tokens),
             "data/truncated": float(enc.truncated), "data/dropped": float(enc.dropped),
             "params/trainable": float(n_params["trainable"]), "params/total": float(n_params["total"]),
