@@ -2,11 +2,13 @@
 
 `stage_run` opens a run nested under whatever run is active in this process, or under the run
 whose id is in $MOSAIC_IT_PARENT_RUN_ID (how a flow hands its parent to CLI subprocesses); with
-neither, the stage run is top-level. An exception inside marks the run FAILED and propagates.
+neither, the stage run is top-level. An exception inside marks the run FAILED and propagates; an
+interruption (Ctrl-C, SIGTERM, a Prefect cancellation) marks it KILLED.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import os
 import re
@@ -15,10 +17,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mosaic_it import mlflow_store
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.redact import redact_text
 
 PARENT_RUN_ENV = "MOSAIC_IT_PARENT_RUN_ID"
+# Tags every stage run opened inside `scoped_tags` carries (a study cell's seed and arm).
+_SCOPED_TAGS: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("mosaic_it_scoped_tags", default={})
 MAX_PARAM_CHARS = 500  # MLflow accepts 6000; long lists are useless as params beyond this
 SECRET_WORDS = {"secret", "secrets", "token", "password", "passwd", "key", "apikey", "credential", "credentials"}
 _URI_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
@@ -57,24 +62,28 @@ def file_md5(path: str | Path) -> str:
 
 
 def _experiment_id(cfg: TrackingConfig) -> str:
-    import mlflow
-
-    experiment = mlflow.get_experiment_by_name(cfg.experiment_name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return mlflow.create_experiment(cfg.experiment_name, artifact_location=cfg.artifact_location)
+    return mlflow_store.experiment_id(cfg.experiment_name, cfg.artifact_location)
 
 
 @contextlib.contextmanager
 def stage_run(stage: str, cfg: TrackingConfig, params: Mapping[str, Any] | None = None,
-              tags: Mapping[str, str] | None = None) -> Iterator[Any]:
-    """Yields the active MLflow run for this stage, or None when tracking is disabled."""
+              tags: Mapping[str, str] | None = None, system_metrics: bool = False,
+              continue_run_id: str | None = None) -> Iterator[Any]:
+    """Yields the active MLflow run for this stage, or None when tracking is disabled.
+
+    `continue_run_id`: a run of this stage left RUNNING by a killed process; it is continued
+    (same id, one metric history) instead of opening a new run. Ignored if that run has ended.
+
+    `system_metrics`: this stage is worth MLflow's CPU/GPU/memory sampling when
+    `tracking.system_metrics` is on (train and evaluate are)."""
     if not cfg.enabled:
         yield None
         return
     import mlflow
 
     mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow_store.prepare_store(cfg.tracking_uri)
+    continued = mlflow_store.unfinished_run(continue_run_id)
     parent = mlflow.active_run()
     parent_id = parent.info.run_id if parent is not None else os.environ.get(PARENT_RUN_ENV) or None
     if parent is not None:
@@ -83,17 +92,58 @@ def stage_run(stage: str, cfg: TrackingConfig, params: Mapping[str, Any] | None 
         experiment_id = mlflow.MlflowClient().get_run(parent_id).info.experiment_id
     else:
         experiment_id = _experiment_id(cfg)
-    run = mlflow.start_run(run_name=stage, experiment_id=experiment_id, nested=parent is not None,
+    from mosaic_it.lineage import run_context_tags
+
+    run = mlflow.start_run(run_id=continued.info.run_id if continued else None,
+                           run_name=stage, experiment_id=experiment_id, nested=parent is not None,
                            parent_run_id=parent_id if parent is None else None,
-                           tags={"mosaic_it.stage": stage, **(tags or {})})
+                           log_system_metrics=True if system_metrics and cfg.system_metrics else None,
+                           tags={"mosaic_it.stage": stage, **run_context_tags(), **_SCOPED_TAGS.get(), **(tags or {})})
     try:
-        if params:
-            log_params(params)
-        yield run
-    except BaseException:
-        mlflow.end_run(status="FAILED")
+        with _sigterm_raises():
+            if params and not continued:  # a continued run has its params already
+                log_params(params)
+            yield run
+    except BaseException as exc:
+        mlflow.end_run(status="KILLED" if interrupted(exc) else "FAILED")
         raise
     mlflow.end_run(status="FINISHED")
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM as SystemExit while a run is open, so `kill` ends the run KILLED instead of leaving it
+    RUNNING. Only where nobody else handles SIGTERM (Prefect installs its own) and only in the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether the run was stopped from outside (Ctrl-C, SIGTERM, a cancellation) rather than failing."""
+    return isinstance(exc, (KeyboardInterrupt, SystemExit)) or type(exc).__name__ in ("Cancelled", "CancelledError", "TerminationSignal")
+
+
+@contextlib.contextmanager
+def scoped_tags(tags: Mapping[str, str]) -> Iterator[None]:
+    """Every stage run opened inside carries `tags` (a study cell's seed and arm)."""
+    token = _SCOPED_TAGS.set({**_SCOPED_TAGS.get(), **tags})
+    try:
+        yield
+    finally:
+        _SCOPED_TAGS.reset(token)
 
 
 def log_params(params: Mapping[str, Any]) -> None:

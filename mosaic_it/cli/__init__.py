@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import sys
 
 import typer
 
 from mosaic_it.errors import MosaicItError
+from mosaic_it.redact import redact_text
 
 app = typer.Typer(
     help="Mosaic instruction tuning: validate, augment, train, evaluate, compare.",
@@ -16,25 +19,63 @@ app = typer.Typer(
 )
 
 # Each module defines `register(app)`; adding a stage is adding its name here.
-COMMAND_MODULES = ("data", "mosaic", "train", "evaluate")
+COMMAND_MODULES = ("data", "mosaic", "train", "evaluate", "study")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"mosaic_it.cli.{_name}").register(app)
 
 
+DEBUG_ENV = "MOSAIC_IT_DEBUG"  # =1: let unexpected errors show their traceback
+# How each command picks up again after an interruption (every output is written atomically).
+RESUME = {"train": "training resumes from its last checkpoint", "compare": "judging resumes from the finished verdicts",
+          "study": "the study resumes at the first cell not done"}
+
+
 def main() -> None:
+    """Run the CLI; every failure ends in one line on stderr and an exit code, not a traceback:
+    2 bad input or configuration, 1 an environment or internal failure, 130 interrupted."""
     try:
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)
-    except MosaicItError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        code = 2
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        code = 1
     except typer.TyperException as exc:
         # Usage errors (bad option values, unknown options): typer's click formats them itself.
         # Plain `click.ClickException` does not match them: typer ships its own copy of click.
         exc.show()
         code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        if isinstance(exc, typer.Abort) and not isinstance(exc.__cause__, KeyboardInterrupt):
+            code = _fail("aborted", 1)
+        else:  # click turns Ctrl-C into Abort
+            code = _fail(interrupted_message(sys.argv[1:2]), 130)
+    except Exception as exc:  # noqa: BLE001 - the one place that decides how failures look
+        if os.environ.get(DEBUG_ENV) == "1" and not isinstance(exc, MosaicItError):
+            raise
+        code = _fail(*describe(exc))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def describe(exc: Exception) -> tuple[str, int]:
+    """The one-line message and exit code for an exception that reached the top."""
+    if isinstance(exc, MosaicItError):
+        return f"error: {exc}", 2
+    if isinstance(exc, OSError):
+        where = ": ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+        return f"error: {where + ': ' if where else ''}{exc.strerror or exc}", 1
+    if isinstance(exc, UnicodeError):
+        return f"error: text that is not valid UTF-8 ({exc})", 2
+    if isinstance(exc, json.JSONDecodeError):
+        return f"error: not valid JSON at line {exc.lineno}: {exc.msg}", 2
+    return (f"internal error: {type(exc).__name__}: {exc} (a bug; rerun with {DEBUG_ENV}=1 for the traceback "
+            "and report it)"), 1
+
+
+def interrupted_message(command: list[str]) -> str:
+    name = command[0] if command else "the command"
+    how = RESUME.get(name, "it starts again from its inputs")
+    return (f"interrupted: `mosaic-it {name}` stopped before it finished; outputs already written are complete "
+            f"(written atomically), and rerunning the same command picks up ({how})")
+
+
+def _fail(message: str, code: int) -> int:
+    typer.echo(redact_text(message.splitlines()[0] if message else message), err=True)
+    return code
