@@ -31,14 +31,31 @@ def resolve_params(params_path: str, overrides: Overrides) -> Params:
     return load_params(params_path, override_list(overrides))
 
 
-@contextlib.contextmanager
-def parent_run(name: str, params: Params, flow_parameters: dict[str, Any]) -> Iterator[Any]:
-    """The MLflow run of one flow run; every stage run inside it nests under it."""
+def flow_run_tags() -> dict[str, str]:
+    """Which Prefect flow run an MLflow run belongs to (with its UI address when known)."""
     tags = {"prefect.flow_run_id": str(flow_run.id or ""), "prefect.flow_run_name": str(flow_run.name or "")}
     if flow_run.ui_url:
         tags["prefect.flow_run_url"] = flow_run.ui_url
-    with track.stage_run(name, params.tracking, params={"flow": flow_parameters}, tags=tags) as run:
+    return tags
+
+
+@contextlib.contextmanager
+def parent_run(name: str, params: Params, flow_parameters: dict[str, Any]) -> Iterator[Any]:
+    """The MLflow run of one flow run; every stage run inside it nests under it."""
+    with track.stage_run(name, params.tracking, params={"flow": flow_parameters}, tags=flow_run_tags()) as run:
         yield run
+
+
+# What a parent run shows of its children, per arm (`<arm>/<key>`), so flow runs line up in one table.
+PARENT_HEADLINE = ("train/final_loss", "cost/usd", "heldout/loss", "mosaic_following/format",
+                   "mosaic_following/order_kendall_tau", "mosaic_following/mask", "ifeval/prompt_strict",
+                   "ifeval/instruction_loose", "cost/eval_usd")
+
+
+def carry_up(run: Any, arm: str, metrics: dict[str, float]) -> None:
+    """Log a child stage's headline numbers on the flow's parent run (the active run)."""
+    if run is not None:
+        track.log_metrics({f"{arm}/{k}": metrics[k] for k in PARENT_HEADLINE if k in metrics})
 
 
 def train_arm(params: Params, arm: str, data: str | Path) -> TrainConfig:

@@ -32,6 +32,7 @@ class StudyConfig(BaseModel):
     records: str = "runs/split/train.jsonl"  # the training records every arm starts from
     max_records: int | None = Field(None, ge=1)  # the first N of them (before augmentation)
     output_dir: str = "runs/study"
+    report_dir: str | None = None  # null: <output_dir>/report
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     # The paper's protocol: the baseline sees the records `baseline_epochs` times; Mosaic-IT trains
     # one pass over samples built from `mosaic_epochs` reshuffled augment epochs of the same records.

@@ -6,7 +6,7 @@
     seed<S>/evaluate/<arm>/         `mosaic-it evaluate` output of the cell
     seed<S>/judge/<arm>/            pairwise verdicts of <arm> against the baseline, when judged
     seed<S>/done/<step>-<arm>.json  what a finished step produced (see mosaic_it.study.markers)
-    report.md, summary.json, plots/ the study report
+    report/                         the study report (or study.report_dir)
 """
 from __future__ import annotations
 

@@ -177,7 +177,8 @@ def report(params: Params) -> Any:
     judged = ({seed: where.judge_dir(seed, "mosaic") for seed in study.seeds}
               if params.compare.judge.url else None)
     extra = [arm for arm in study.arms if arm not in ("baseline", "mosaic")]
-    return analyze_study(cells(params), "baseline", "mosaic", where.root, judged=judged, n_boot=study.n_boot,
+    out_dir = Path(study.report_dir) if study.report_dir else where.root / "report"
+    return analyze_study(cells(params), "baseline", "mosaic", out_dir, judged=judged, n_boot=study.n_boot,
                          confidence=study.confidence, rng_seed=0, extra_arms=extra)
 
 
