@@ -1,12 +1,11 @@
 """Running the suite with Great Expectations and reading back which row failed which check.
 
-An ephemeral context (nothing written but the data docs), analytics and progress bars off.
+An ephemeral context (nothing written but the data docs, published whole via mosaic_it.atomic), analytics and progress bars off.
 Row attribution uses GX's COMPLETE result format with `position` as the row id column.
 """
 from __future__ import annotations
 
 import os
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,11 @@ from typing import Any
 
 import pandas as pd
 
+from mosaic_it.atomic import atomic_dir
 from mosaic_it.data.ingest import TEXT_FIELDS
 from mosaic_it.data.suite import Check
 from mosaic_it.errors import MosaicItError
+from mosaic_it.paths import refuse_symlink_outside
 
 SUITE_NAME = "instruction_records"
 
@@ -54,12 +55,20 @@ def _context(docs_dir: Path):
 
 
 def run_suite(frame: pd.DataFrame, checks: list[Check], docs_dir: Path) -> SuiteOutcome:
+    # Fresh docs replace the old ones whole (those of an earlier run would mislead), and only once
+    # written; a data_docs symlink that leads out of the output folder is refused, never followed.
+    docs_dir = Path(docs_dir)
+    refuse_symlink_outside(docs_dir, docs_dir.parent)
+    with atomic_dir(docs_dir) as staging:
+        result = _run_checkpoint(frame, checks, staging)
+    return _outcome(result, docs_dir.resolve() / "index.html")
+
+
+def _run_checkpoint(frame: pd.DataFrame, checks: list[Check], docs_dir: Path) -> Any:
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    docs_dir = Path(docs_dir).resolve()
-    shutil.rmtree(docs_dir, ignore_errors=True)  # data docs of an earlier run would mislead
-    context = _context(docs_dir)
+    context = _context(docs_dir.resolve())
     batch = context.data_sources.add_pandas("records").add_dataframe_asset("records")
     batch_definition = batch.add_batch_definition_whole_dataframe("all_records")
     suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
@@ -77,8 +86,10 @@ def run_suite(frame: pd.DataFrame, checks: list[Check], docs_dir: Path) -> Suite
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["position"]},
         )
     )
-    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    return checkpoint.run(batch_parameters={"dataframe": frame})
 
+
+def _outcome(result: Any, data_docs_index: Path) -> SuiteOutcome:
     reasons: dict[int, list[str]] = defaultdict(list)
     observed: dict[int, dict[str, Any]] = defaultdict(dict)
     for validation in result.run_results.values():
@@ -93,7 +104,7 @@ def run_suite(frame: pd.DataFrame, checks: list[Check], docs_dir: Path) -> Suite
                 reasons[position].append(reason)
                 if column not in TEXT_FIELDS:  # the texts themselves are in the rejected record already
                     observed[position][column] = _plain(row[column])
-    return SuiteOutcome(dict(reasons), dict(observed), bool(result.success), docs_dir / "index.html")
+    return SuiteOutcome(dict(reasons), dict(observed), bool(result.success), data_docs_index)
 
 
 def _plain(value: Any) -> Any:

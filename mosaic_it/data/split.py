@@ -18,6 +18,7 @@ from mosaic_it.config.data import SplitConfig
 from mosaic_it.data.ingest import TEXT_FIELDS, read_records
 from mosaic_it.errors import InputFileError
 from mosaic_it.jsonl import dumps, write_json, write_jsonl
+from mosaic_it.paths import refuse_overwriting_inputs
 
 METHOD = "sha256(seed, record) ranking"
 
@@ -71,12 +72,13 @@ def _load_clean(path: str) -> tuple[list[dict[str, str]], str]:
 
 
 def run_split(cfg: SplitConfig) -> SplitReport:
+    out = Path(cfg.output_dir)
+    refuse_overwriting_inputs("split", [cfg.input], [out / n for n in ("train.jsonl", "heldout.jsonl", "split.json")])
     records, sha256 = _load_clean(cfg.input)
     heldout = choose_heldout(records, cfg.heldout_fraction, cfg.seed)
     train_ids = [i for i in range(len(records)) if i not in heldout]
     heldout_ids = sorted(heldout)
 
-    out = Path(cfg.output_dir)
     paths = {
         "train": str(out / "train.jsonl"),
         "heldout": str(out / "heldout.jsonl"),

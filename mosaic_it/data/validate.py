@@ -24,6 +24,9 @@ from mosaic_it.data.ingest import TEXT_FIELDS, UNPARSED_FAULTS, InputRecord, rea
 from mosaic_it.data.suite import build_checks
 from mosaic_it.errors import MosaicItError
 from mosaic_it.jsonl import write_json, write_jsonl
+from mosaic_it.paths import refuse_overwriting_inputs
+
+OUTPUT_FILES = ("valid.jsonl", "valid_positions.json", "rejected.jsonl", "report.json")
 
 
 @dataclass
@@ -79,6 +82,8 @@ class RejectedShareError(MosaicItError):
 
 def run_validation(cfg: ValidateConfig, progress: bool = False) -> ValidationReport:
     out = Path(cfg.output_dir)
+    refuse_overwriting_inputs("validate", [cfg.input, cfg.tokenizer],
+                              [out / name for name in OUTPUT_FILES], [out / "data_docs"])
     with tqdm(total=4, desc="validate", unit="step", disable=not progress) as bar:
         bar.set_postfix_str("reading")
         ingest = read_records(cfg.input)

@@ -14,6 +14,7 @@ import numpy as np
 from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.jsonl import write_jsonl
 from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.paths import refuse_overwriting_inputs
 from mosaic_it.progress import Progress, progress
 from mosaic_it.mosaic.budget import TokenCounter
 from mosaic_it.mosaic.counts import draw_count
@@ -124,6 +125,9 @@ def mosaic_samples(records: Sequence[dict], cfg: AugmentConfig, tokenizer: Any, 
 
 
 def run_augment(cfg: AugmentConfig, show_progress: bool = True) -> AugmentReport:
+    stats = Path(cfg.stats_dir)
+    refuse_overwriting_inputs("augment", [cfg.input, cfg.tokenizer],
+                              [cfg.output, stats / "stats.json", stats / "stats.png"])
     started = time.perf_counter()
     records = load_source_records(cfg.input)
     tokenizer = load_tokenizer(cfg.tokenizer)

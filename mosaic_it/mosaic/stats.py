@@ -10,6 +10,7 @@ import numpy as np
 from mosaic_it.atomic import atomic_path
 from mosaic_it.jsonl import iter_jsonl, write_json
 from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.paths import refuse_overwriting_inputs
 from mosaic_it.mosaic.budget import TokenCounter
 
 TOKEN_BINS = 20
@@ -83,8 +84,9 @@ def plot_stats(stats: dict[str, Any], path: str | Path) -> None:
 
 
 def run_stats(samples_path: str | Path, out_dir: str | Path, tokenizer_name: str | None = None) -> dict[str, Any]:
-    stats = compute_stats(samples_path, tokenizer_name)
     out_dir = Path(out_dir)
+    refuse_overwriting_inputs("stats", [samples_path, tokenizer_name], [out_dir / "stats.json", out_dir / "stats.png"])
+    stats = compute_stats(samples_path, tokenizer_name)
     write_json(out_dir / "stats.json", stats)
     if stats["samples"]:
         plot_stats(stats, out_dir / "stats.png")
