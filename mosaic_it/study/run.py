@@ -13,6 +13,7 @@ from mosaic_it import atomic
 from mosaic_it.config import Params
 from mosaic_it.errors import InputFileError, MosaicItError
 from mosaic_it.hashing import hash_paths, hash_text
+from mosaic_it.progress import progress
 from mosaic_it.study import configs, markers
 from mosaic_it.study.cells import CellDirs
 from mosaic_it.study.tracking import cell_tags
@@ -61,7 +62,7 @@ def augment_seed(params: Params, seed: int) -> StepResult:
     report = run_augment(cfg)
     if report.samples == 0:
         raise MosaicItError(f"augment wrote no sample for seed {seed} (records too long for augment.max_tokens?)")
-    run_stats(cfg.output, cfg.stats_dir, cfg.tokenizer)
+    run_stats(cfg.output, cfg.stats_dir)
     seconds = time.perf_counter() - started
     markers.mark_done(marker, fingerprint, outputs, {"seconds": seconds, "samples": report.samples})
     return StepResult("augment", seed, None, False, seconds)
@@ -208,13 +209,14 @@ def run_study(params: Params, seeds: Sequence[int] | None = None, arms: Sequence
             raise MosaicItError(f"arm {arm!r} is not in study.arms {params.study.arms}")
     steps: list[StepResult] = []
     summary = None
-    with study_run(params) as parent:
+    with study_run(params) as parent, progress(len(chosen_seeds) * len(chosen_arms), "study cells", "cell") as bar:
         steps.append(prepare_records(params))
         for seed in chosen_seeds:
             if any(arm != "baseline" for arm in chosen_arms):
                 steps.append(augment_seed(params, seed))
             for arm in chosen_arms:
                 steps.extend(run_cell(params, seed, arm))
+                bar.update(1)
             if all((configs.cell_dirs(params, seed, arm).eval_dir / "metrics.json").is_file()
                    for arm in params.study.arms):
                 steps.extend(judge_seed(params, seed))

@@ -1,0 +1,121 @@
+"""A tiny study end to end (2 seeds x 2 arms, a random tiny Llama, a few steps): through the CLI,
+killed mid-way and resumed without redoing finished steps; then through the Prefect flow, which
+reuses the cells the CLI finished; one MLflow parent per study with every cell's runs under it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from servers import scratch_repo, tiny_params, venv_env
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+CELLS = [(seed, arm) for seed in (0, 1) for arm in ("baseline", "mosaic")]
+
+
+def study_params(model_dir: Path) -> dict:
+    params = tiny_params(model_dir)
+    params["evaluate"].update({"evals": ["heldout", "mosaic_following", "ifeval"], "mosaic_max_new_tokens": 4})
+    params["study"] = {
+        "records": "runs/split/train.jsonl", "max_records": 8, "output_dir": "runs/study",
+        "report_dir": "study/report", "seeds": [0, 1], "arms": ["baseline", "mosaic"],
+        "baseline_epochs": 1, "mosaic_epochs": 1, "n_boot": 200,
+        "evaluation": {"heldout_limit": 3, "mosaic_per_rule": 1, "ifeval_limit": 3, "max_new_tokens": 4,
+                       "mosaic_max_new_tokens": 4},
+    }
+    return params
+
+
+@pytest.fixture
+def repo(tmp_path, tiny_llama_dir, sample_data, monkeypatch):
+    path = scratch_repo(tmp_path / "repo", study_params(tiny_llama_dir))
+    records = json.loads(sample_data.read_text(encoding="utf-8"))
+    split = path / "runs" / "split"
+    split.mkdir(parents=True)
+    for name, rows in (("train.jsonl", records[:20]), ("heldout.jsonl", records[100:106])):
+        (split / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    monkeypatch.chdir(path)
+    return path
+
+
+def study_cli(repo: Path, *args: str) -> subprocess.Popen:
+    script = Path(sys.executable).with_name("mosaic-it")
+    return subprocess.Popen([str(script), "study", *args], cwd=repo, env=venv_env(), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def markers(repo: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(repo)): p.read_bytes() for p in sorted((repo / "runs" / "study").glob("seed*/done/*.json"))}
+
+
+@pytest.mark.slow
+def test_killed_study_resumes_without_redoing_finished_steps(repo):
+    first = study_cli(repo)
+    done_marker = repo / "runs" / "study" / "seed0" / "done" / "evaluate-mosaic.json"
+    deadline = time.monotonic() + 600
+    while not done_marker.exists():
+        assert first.poll() is None, first.stdout.read()
+        assert time.monotonic() < deadline, "the first cell never finished"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    finished = markers(repo)
+    assert {"runs/study/seed0/done/train-baseline.json", "runs/study/seed0/done/evaluate-mosaic.json"} <= set(finished)
+
+    second = study_cli(repo)
+    out, _ = second.communicate(timeout=900)
+    assert second.returncode == 0, out
+    after = markers(repo)
+    assert all(after[name] == content for name, content in finished.items())  # not one finished step redone
+    assert len(after) == 2 + 2 * len(CELLS)  # augment per seed, train and evaluate per cell
+    assert f"{len(finished) + 1} already done" in out  # + the records, unchanged
+
+    report = (repo / "study" / "report" / "report.md").read_text(encoding="utf-8")
+    assert "ifeval/prompt_strict" in report and "heldout/loss" in report
+    for seed, arm in CELLS:
+        metrics = json.loads((repo / "runs" / "study" / f"seed{seed}" / "train" / arm / "metrics.json").read_text())
+        # 8 records at batch 2: one epoch is 4 steps; the mosaic arm is one pass over its samples.
+        samples = 8 if arm == "baseline" else json.loads(after[f"runs/study/seed{seed}/done/augment.json"])["samples"]
+        assert metrics["train/steps"] == -(-samples // 2)
+
+    third = study_cli(repo, "--no-report")
+    out, _ = third.communicate(timeout=300)
+    assert third.returncode == 0 and "0 step(s) run" in out, out
+
+
+@pytest.mark.slow
+def test_prefect_flow_finishes_a_study_the_cli_started(repo):
+    from mlflow import MlflowClient
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.study import study_flow
+
+    partial = study_cli(repo, "--seed", "0", "--no-report")
+    out, _ = partial.communicate(timeout=600)
+    assert partial.returncode == 0, out
+    finished = markers(repo)
+
+    with prefect_test_harness(server_startup_timeout=120):
+        result = study_flow()
+
+    after = markers(repo)
+    assert all(after[name] == content for name, content in finished.items())
+    assert len(after) == 2 + 2 * len(CELLS)
+    assert Path(result["report"]).is_file()
+
+    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    parents = client.search_runs(experiments, "tags.`mosaic_it.stage` = 'study'")
+    assert [p.info.run_id for p in parents] == [result["mlflow_run_id"]]  # the CLI's parent, found again
+    children = client.search_runs(experiments, f"tags.mlflow.parentRunId = '{result['mlflow_run_id']}'")
+    cells = {(c.data.tags.get("mosaic_it.seed"), c.data.tags.get("mosaic_it.arm"), c.data.tags["mosaic_it.stage"].split(":")[0])
+             for c in children}
+    assert cells >= {(str(s), a, stage) for s, a in CELLS for stage in ("train", "evaluate")}
+    assert any(a.path == "study" for a in client.list_artifacts(result["mlflow_run_id"]))
