@@ -83,3 +83,30 @@ def item_scores(eval_dir: Path) -> dict[str, dict[str, Ratio]]:
         for metric, items in by_metric(read_items(path)).items():
             scores[f"{path.stem}/{metric}"] = items
     return scores
+
+
+OUTCOME_SCORE = {"win": 1.0, "tie": 0.5, "lose": 0.0}  # "error" verdicts are left out and counted
+
+
+def verdict_files(judged_dir: Path) -> list[Path]:
+    """The per-test-set verdict files `judge_arms` wrote (in <dir>/pairwise/, or <dir> itself)."""
+    folder = Path(judged_dir) / "pairwise" if (Path(judged_dir) / "pairwise").is_dir() else Path(judged_dir)
+    return [p for p in sorted(folder.glob("*.jsonl")) if not p.name.endswith(".verdicts.jsonl")]
+
+
+def verdict_scores(judged_dir: Path) -> tuple[dict[str, dict[str, Ratio]], dict[str, int]]:
+    """Candidate (answer A) outcomes as items, win 1 / tie 0.5 / lose 0: "pairwise/win_rate" over
+    every test set (item "<set>/<id>") and "pairwise/<set>/win_rate"; plus counts per outcome."""
+    scores: dict[str, dict[str, Ratio]] = defaultdict(dict)
+    counts = {"win": 0, "tie": 0, "lose": 0, "error": 0}
+    for path in verdict_files(judged_dir):
+        for line, row in enumerate(iter_jsonl(path), start=1):
+            outcome = row.get("outcome")
+            if outcome not in counts or not isinstance(row.get("id"), (str, int)):
+                raise InputFileError(path, 'a verdict row needs an "id" and an "outcome" (win, tie, lose or error)', line)
+            counts[outcome] += 1
+            if outcome in OUTCOME_SCORE:
+                value = (OUTCOME_SCORE[outcome], 1.0)
+                scores["pairwise/win_rate"][f"{path.stem}/{row['id']}"] = value
+                scores[f"pairwise/{path.stem}/win_rate"][str(row["id"])] = value
+    return dict(scores), counts
