@@ -59,8 +59,8 @@ def describe(exc: Exception) -> tuple[str, int]:
     if isinstance(exc, MosaicItError):
         return f"error: {exc}", 2
     if isinstance(exc, OSError):
-        where = ": ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
-        return f"error: {where + ': ' if where else ''}{exc.strerror or exc}", 1
+        where = exc.filename2 if exc.filename2 is not None else exc.filename  # a rename names its target
+        return f"error: {str(where) + ': ' if where is not None else ''}{exc.strerror or exc}", 1
     if isinstance(exc, UnicodeError):
         return f"error: text that is not valid UTF-8 ({exc})", 2
     if isinstance(exc, json.JSONDecodeError):

@@ -40,30 +40,51 @@ class Params(BaseModel):
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `section.key=value` overrides (values parsed as YAML), as `dvc exp run -S` does."""
     for item in overrides:
-        if "=" not in item:
+        dotted, _, value = item.partition("=")
+        keys = dotted.split(".")
+        if not _ or not all(k.strip() for k in keys):
             raise ConfigError(f"override {item!r} is not of the form section.key=value")
-        dotted, value = item.split("=", 1)
         node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
+        for depth, key in enumerate(keys[:-1]):
             node = node.setdefault(key, {})
-        node[leaf] = yaml.safe_load(value)
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(keys[:depth + 1])} is a value, not a section")
+        try:
+            node[keys[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    return raw
+
+
+def read_params_file(path: Path) -> dict[str, Any]:
+    """The mapping in a params file; a missing file is an error unless it is the default params.yaml."""
+    if not path.exists() and path == DEFAULT_PARAMS:
+        return {}  # outside a project folder: the built-in defaults
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such params file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a params file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"{path}:{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections (validate:, augment:, ...)")
     return raw
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS, overrides: list[str] | None = None) -> Params:
     path = Path(path)
-    raw: dict[str, Any] = {}
-    if path.exists():
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            raise ConfigError(f"{path}:{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    raw = apply_overrides(raw, overrides or [])
+    raw = apply_overrides(read_params_file(path), overrides or [])
     try:
-        return Params(**raw)
+        # Strict: `epochs: true` or `epochs: 2.5` is an error, not 1 or 2.
+        return Params.model_validate(raw, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mosaic_it.config.types import Seed
+
 WrapMode = Literal["uniform", "fix_max", "max_length", "exp", "pareto", "lognormal", "logistic2"]
 StrategyMix = Literal["format", "order", "mask", "both"]
 
@@ -20,5 +22,5 @@ class AugmentConfig(BaseModel):
     max_instructions: int = Field(10, ge=1)
     max_tokens: int = Field(2048, ge=16)
     strategy: StrategyMix = "both"
-    seed: int = 0
+    seed: Seed = 0
     tokenizer: str | None = None  # None: the embedded model's tokenizer

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mosaic_it.config.types import Seed
+
 
 class ValidateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,4 +36,4 @@ class SplitConfig(BaseModel):
     input: str = "runs/validate/valid.jsonl"
     output_dir: str = "runs/split"
     heldout_fraction: float = Field(0.05, ge=0.0, lt=1.0)
-    seed: int = 0
+    seed: Seed = 0

@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mosaic_it.config.types import Seed
+
 Batching = Literal["pad_to_max", "dynamic", "packed"]
 
 
@@ -60,7 +62,7 @@ class TrainConfig(BaseModel):
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    seed: int = 0
+    seed: Seed = 0
 
     # Checkpoints and logging.
     save_every: int = Field(0, ge=0)  # optimizer steps between checkpoints; 0: none

@@ -16,10 +16,12 @@ from typing import Any
 
 from mosaic_it.data.conversations import is_conversation, normalise_conversation
 from mosaic_it.errors import InputFileError
+from mosaic_it.jsonl import has_lone_surrogate, require_file, text_start
 
 TEXT_FIELDS = ("instruction", "input", "output")
-UNPARSED_FAULTS = ("invalid_utf8", "malformed_json_line")  # the record is kept as its line's text
-_UTF8_BOM = b"\xef\xbb\xbf"
+# The record is kept as its source text: invalid UTF-8, broken JSON, or a lone surrogate escape
+# ("\ud800"), which parses but can be neither written as UTF-8 nor tokenized.
+UNPARSED_FAULTS = ("invalid_utf8", "malformed_json_line", "lone_surrogate")
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _JSON_KINDS = {str: "a JSON string", int: "a JSON number", float: "a JSON number",
                bool: "a JSON boolean", type(None): "JSON null"}
@@ -53,15 +55,10 @@ class IngestResult:
 
 
 def read_records(path: str | Path) -> IngestResult:
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "no such file")
-    if not path.is_file():
-        raise InputFileError(path, "not a regular file")
+    path = require_file(path)
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM):]
+    data = data[text_start(path, data[:4]):]
     stripped = data.lstrip()
     if not stripped:
         raise InputFileError(path, "file is empty")
@@ -103,9 +100,11 @@ def _read_array(path: Path, text: str) -> list[InputRecord]:
                 value, end = decoder.raw_decode(text, i)
             except json.JSONDecodeError as exc:
                 raise InputFileError(path, f"invalid JSON array: {exc.msg}", exc.lineno) from None
+            except RecursionError:
+                raise fail("a record is nested too deeply", i) from None
             line += text.count("\n", counted_to, i)
             counted_to = i
-            records.append(_from_value(len(records), line, value))
+            records.append(_from_value(len(records), line, value, text[i:end]))
             i = skip_space(end)
             if text.startswith(",", i):
                 i = skip_space(i + 1)
@@ -123,7 +122,7 @@ def _refuse_single_document(path: Path, data: bytes) -> None:
     """A file that is one JSON object spread over several lines, or one scalar, is not JSON Lines."""
     try:
         value = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return  # several documents, or broken lines: read line by line
     if isinstance(value, dict) and len([ln for ln in data.splitlines() if ln.strip()]) == 1:
         return  # a one-record JSON Lines file
@@ -147,14 +146,16 @@ def _read_lines(data: bytes) -> list[InputRecord]:
             continue
         try:
             value = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             records.append(InputRecord(position, number, text.rstrip("\r"), fault="malformed_json_line"))
             continue
-        records.append(_from_value(position, number, value))
+        records.append(_from_value(position, number, value, text.rstrip("\r")))
     return records
 
 
-def _from_value(position: int, line: int | None, value: Any) -> InputRecord:
+def _from_value(position: int, line: int | None, value: Any, source: str) -> InputRecord:
+    if has_lone_surrogate(source, value):
+        return InputRecord(position, line, source, fault="lone_surrogate")
     record = InputRecord(position, line, value)
     if not isinstance(value, dict):
         record.fault = "not_an_object"

@@ -63,8 +63,9 @@ def _load_clean(path: str) -> tuple[list[dict[str, str]], str]:
     records = []
     for r in ingest.records:
         if r.fault is not None or not all(isinstance(r.fields[f], str) for f in TEXT_FIELDS):
+            why = r.fault or "a field is missing or not text"
             raise InputFileError(
-                path, "not a clean {instruction, input, output} record; split reads the output of "
+                path, f"not a clean {{instruction, input, output}} record ({why}); split reads the output of "
                 "`mosaic-it validate`", r.line,
             )
         records.append({f: r.fields[f] for f in TEXT_FIELDS})

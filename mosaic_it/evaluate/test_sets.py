@@ -1,13 +1,13 @@
 """The pairwise test sets: each file's own fields normalised to {"id", "prompt"}."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mosaic_it.errors import InputFileError
+from mosaic_it.jsonl import iter_jsonl_lines
 from mosaic_it.records import instruction_text
 
 Row = dict[str, Any]
@@ -40,19 +40,17 @@ def load_test_set(name: str, directory: str | Path, limit: int | None = None) ->
     if not path.exists():
         raise InputFileError(path, f"test set {name} not found")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                prompt = spec.prompt(row)
-                ident = spec.ident(row, number)
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise InputFileError(path, f"not a {name} row ({exc!r})", number) from None
-            if isinstance(prompt, list):  # a conversation given as turns: its first turn is asked
-                prompt = prompt[0]
-            rows.append({"id": ident, "prompt": str(prompt).strip()})
-            if limit is not None and len(rows) >= limit:
-                break
+    for number, row in iter_jsonl_lines(path):
+        try:
+            prompt = spec.prompt(row)
+            ident = spec.ident(row, number)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputFileError(path, f"not a {name} row ({exc!r})", number) from None
+        if isinstance(prompt, list) and prompt:  # a conversation given as turns: its first turn is asked
+            prompt = prompt[0]
+        if not isinstance(prompt, str):
+            raise InputFileError(path, f"not a {name} row (the prompt is not text)", number)
+        rows.append({"id": ident, "prompt": prompt.strip()})
+        if limit is not None and len(rows) >= limit:
+            break
     return rows

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from mosaic_it.config.augment import AugmentConfig
+from mosaic_it.errors import MosaicItError
 from mosaic_it.jsonl import write_jsonl
 from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.paths import refuse_overwriting_inputs
@@ -124,6 +125,17 @@ def mosaic_samples(records: Sequence[dict], cfg: AugmentConfig, tokenizer: Any, 
     report.exact_budget_checks = counter.exact_checks
 
 
+def _at_least_one(samples: Iterator[dict], cfg: AugmentConfig, report: AugmentReport) -> Iterator[dict]:
+    """The samples; none at all raises, so the writer publishes nothing and the old output stays."""
+    any_sample = False
+    for sample in samples:
+        any_sample = True
+        yield sample
+    if not any_sample:
+        raise MosaicItError(f"{cfg.input}: no mosaic sample fits augment.max_tokens={cfg.max_tokens} "
+                            f"({report.skipped_too_long} of {report.records} records alone exceed it); nothing written")
+
+
 def run_augment(cfg: AugmentConfig, show_progress: bool = True) -> AugmentReport:
     stats = Path(cfg.stats_dir)
     refuse_overwriting_inputs("augment", [cfg.input, cfg.tokenizer],
@@ -132,6 +144,7 @@ def run_augment(cfg: AugmentConfig, show_progress: bool = True) -> AugmentReport
     records = load_source_records(cfg.input)
     tokenizer = load_tokenizer(cfg.tokenizer)
     report = AugmentReport(input=cfg.input, output=cfg.output, records=len(records))
-    report.samples = write_jsonl(cfg.output, mosaic_samples(records, cfg, tokenizer, report, show_progress))
+    samples = _at_least_one(mosaic_samples(records, cfg, tokenizer, report, show_progress), cfg, report)
+    report.samples = write_jsonl(cfg.output, samples)
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from mosaic_it.atomic import atomic_path
-from mosaic_it.jsonl import iter_jsonl, write_json
+from mosaic_it.jsonl import write_json
 from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.paths import refuse_overwriting_inputs
 from mosaic_it.mosaic.budget import TokenCounter
+from mosaic_it.mosaic.samples import read_samples
 
 TOKEN_BINS = 20
 
@@ -26,7 +27,7 @@ def compute_stats(samples_path: str | Path, tokenizer_name: str | None = None) -
     rules: Counter[str] = Counter()
     per_epoch: Counter[int] = Counter()
     counts, instructions, outputs = [], [], []
-    for sample in iter_jsonl(samples_path):
+    for _, sample in read_samples(samples_path):  # none at all is an error, not an empty plot
         meta = sample["mosaic"]
         strategies[meta["strategy"]] += 1
         rules[f"{meta['strategy']}:{meta['rule'] or '-'}"] += 1

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mosaic_it.jsonl import iter_jsonl
 from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.mosaic.budget import TokenCounter
 from mosaic_it.mosaic.engine import Plan, render
 from mosaic_it.records import instruction_text
 from mosaic_it.mosaic.layout import Layout
 from mosaic_it.mosaic.rules import MASK_RULES, ORDER_RULES, applicable
+from mosaic_it.mosaic.samples import read_samples
 from mosaic_it.mosaic.sources import load_source_records
 
 MAX_LISTED = 20
@@ -122,9 +122,14 @@ def verify_file(samples_path: str | Path, source_path: str | Path, tokenizer_nam
     records = load_source_records(source_path)
     counter = TokenCounter(load_tokenizer(tokenizer_name))
     report = VerifyReport()
-    for line, sample in enumerate(tqdm(iter_jsonl(samples_path), desc="verify", disable=not show_progress), 1):
+    for line, sample in tqdm(read_samples(samples_path), desc="verify", disable=not show_progress):
         report.samples += 1
-        for problem in check_sample(sample, records, counter, max_tokens):
+        try:
+            problems = check_sample(sample, records, counter, max_tokens)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            # read_samples checked the shape; what is left is arguments that do not fit their rule.
+            problems = [f"rule_args {sample['mosaic']['rule_args']} do not fit rule {sample['mosaic']['rule']} ({exc!r})"]
+        for problem in problems:
             report.violation_count += 1
             if len(report.violations) < MAX_LISTED:
                 report.violations.append(f"{samples_path}:{line}: {problem}")

@@ -1,7 +1,6 @@
 """From instruction records to token ids whose loss mask covers only the response."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,34 +35,26 @@ class EncodeStats:
 
 
 def load_records(path: str | Path, max_records: int | None = None) -> list[dict[str, str]]:
-    """Read records or mosaic samples (JSONL, or a JSON list) keeping instruction/input/output."""
+    """Read records or mosaic samples, keeping instruction/input/output.
+
+    The same reader as validate (mosaic_it.data.ingest: JSON array or JSON Lines, UTF-8 with an
+    optional BOM), but training takes clean data only: the first record without string instruction
+    and output (and a string input, if any) stops it with the file and line.
+    """
+    from mosaic_it.data.ingest import read_records
+
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "training data not found (run the earlier stages first?)")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputFileError(path, f"not valid JSON ({exc.msg})", exc.lineno) from None
-        numbered = list(enumerate(rows if isinstance(rows, list) else [], start=1))
-    else:
-        numbered = []
-        for line_no, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    numbered.append((line_no, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise InputFileError(path, f"not valid JSON ({exc.msg})", line_no) from None
     records = []
-    for line_no, row in numbered:
-        if not isinstance(row, dict) or not isinstance(row.get("instruction"), str) or not isinstance(row.get("output"), str):
-            raise InputFileError(path, "each record needs string fields instruction and output", line_no)
-        records.append({"instruction": row["instruction"], "input": row.get("input") or "", "output": row["output"]})
+    for record in read_records(path).records:
+        fields = record.fields or {}
+        if record.fault is not None or not all(isinstance(fields.get(k), str) for k in ("instruction", "input", "output")):
+            reason = record.fault or "needs string fields instruction and output (and input, if present)"
+            raise InputFileError(path, f"unusable record ({reason}); run `mosaic-it validate` first", record.line)
+        records.append({"instruction": fields["instruction"], "input": fields["input"], "output": fields["output"]})
         if max_records is not None and len(records) >= max_records:
             break
-    if not records:
-        raise InputFileError(path, "no training records")
     return records
 
 

@@ -1,13 +1,13 @@
 """Strict and loose IFEval accuracy, at prompt level and instruction level."""
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mosaic_it.errors import InputFileError
+from mosaic_it.jsonl import iter_jsonl_lines
 from mosaic_it.evaluate import items
 from mosaic_it.evaluate.items import ItemRow
 from mosaic_it.evaluate.ifeval.checkers import CHECKERS
@@ -15,21 +15,19 @@ from mosaic_it.evaluate.ifeval.checkers import CHECKERS
 
 def load_prompts(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
     rows = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                unknown = [i for i in row["instruction_id_list"] if i not in CHECKERS]
-                row["prompt"], row["kwargs"]  # both are required
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InputFileError(path, f"not an IFEval row ({exc})", number) from None
-            if unknown:
-                raise InputFileError(path, f"unknown instruction id {unknown[0]}", number)
-            rows.append(row)
-            if limit is not None and len(rows) >= limit:
-                break
+    for number, row in iter_jsonl_lines(path):  # a missing file is an InputFileError too
+        try:
+            unknown = [i for i in row["instruction_id_list"] if i not in CHECKERS]
+            row["prompt"], row["kwargs"]  # both are required
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputFileError(path, f"not an IFEval row ({exc})", number) from None
+        if unknown:
+            raise InputFileError(path, f"unknown instruction id {unknown[0]}", number)
+        if not isinstance(row["prompt"], str):
+            raise InputFileError(path, "not an IFEval row (the prompt is not text)", number)
+        rows.append(row)
+        if limit is not None and len(rows) >= limit:
+            break
     return rows
 
 
