@@ -26,7 +26,7 @@ def augment(cfg: AugmentConfig, tracking: TrackingConfig) -> tuple[AugmentReport
     with track.stage_run("augment", tracking, params={"augment": cfg.model_dump()}) as run:
         with prefect_progress():
             report = run_augment(cfg)
-        stats = run_stats(cfg.output, cfg.stats_dir, cfg.tokenizer)
+        stats = run_stats(cfg.output, cfg.stats_dir)
         if run is not None:
             track.log_metrics(numeric(report.as_dict()))
             track.log_metrics({f"per_strategy/{k}": v for k, v in report.per_strategy.items()})

@@ -34,7 +34,7 @@ def augment(
                        wrap_mode=wrap_mode, max_instructions=max_instructions, max_tokens=max_tokens,
                        strategy=strategy, seed=seed, tokenizer=tokenizer, stats_dir=stats_dir)
     report = run_augment(cfg)
-    stats = run_stats(cfg.output, cfg.stats_dir, cfg.tokenizer)
+    stats = run_stats(cfg.output, cfg.stats_dir)
     typer.echo(
         f"wrote {report.samples} samples from {report.records} records over {report.epochs} epoch(s) to {cfg.output}; "
         f"{report.skipped_too_long} record(s) skipped as longer than {cfg.max_tokens} tokens; "
@@ -69,15 +69,16 @@ def verify(
 def stats(
     samples: Annotated[Path, typer.Argument(help="Samples JSONL written by augment.")],
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Where stats.json and stats.png go (default: a stats folder beside SAMPLES).")] = None,
-    tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer for token lengths (default: embedded).")] = None,
 ) -> None:
-    """Counts per strategy and rule, histograms of instructions and tokens per sample (JSON + PNG)."""
+    """Counts per strategy and rule, histograms of instructions and tokens per sample (JSON + PNG).
+
+    Token counts are those augment recorded (exact, checked by `verify`); nothing is re-tokenized."""
     from mosaic_it.mosaic.stats import run_stats
 
     if not samples.exists():
         raise MosaicItError(f"{samples}: no such file")
     out_dir = out_dir or samples.parent / "stats"
-    result = run_stats(samples, out_dir, tokenizer)
+    result = run_stats(samples, out_dir)
     typer.echo(f"{result['samples']} samples; stats written to {out_dir / 'stats.json'} and {out_dir / 'stats.png'}")
 
 

@@ -25,6 +25,31 @@ def load_tokenizer(name: str | None = None, trust_remote_code: bool = False) -> 
     return tokenizer
 
 
+def load_counting_tokenizer(name: str | None = None) -> Any:
+    """A tokenizer that only counts tokens: the bare Rust `tokenizers.Tokenizer` read from the
+    folder's tokenizer.json when there is one (no transformers or torch import, which costs
+    seconds), else the full transformers tokenizer. Counts equal the transformers tokenizer's
+    without special tokens (tests/test_token_counts.py)."""
+    from pathlib import Path
+
+    path = Path(resolve_tokenizer_path(name)) / "tokenizer.json"
+    if not path.is_file():
+        return load_tokenizer(name)
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def rust_tokenizer(tokenizer: Any) -> Any:
+    """The Rust tokenizer behind a transformers tokenizer, or the tokenizer itself if it is one."""
+    if hasattr(tokenizer, "encode_batch_fast"):
+        return tokenizer
+    return getattr(tokenizer, "backend_tokenizer", None)
+
+
 # Batches of a few thousand keep the encodings' memory bounded without losing batch speed.
 COUNT_BATCH = 4096
 
@@ -32,7 +57,7 @@ COUNT_BATCH = 4096
 def count_tokens(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
     """Token counts (no special tokens) of many texts, encoded in batches by the Rust tokenizer."""
     counts = np.zeros(len(texts), dtype=np.int64)
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    backend = rust_tokenizer(tokenizer)
     for start in range(0, len(texts), COUNT_BATCH):
         batch = list(texts[start : start + COUNT_BATCH])
         if backend is not None and hasattr(backend, "encode_batch_fast"):

@@ -2,6 +2,7 @@
 the token budget, draw a plan per sample, and stream the samples with their provenance to JSONL."""
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -14,10 +15,10 @@ import numpy as np
 from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.errors import MosaicItError
 from mosaic_it.jsonl import write_jsonl
-from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.models.tokenizer import load_counting_tokenizer
 from mosaic_it.paths import refuse_overwriting_inputs
 from mosaic_it.progress import Progress, progress
-from mosaic_it.mosaic.budget import TokenCounter
+from mosaic_it.mosaic.budget import ExactSampleCounter, TokenCounter
 from mosaic_it.mosaic.counts import draw_count
 from mosaic_it.mosaic.engine import draw_strategy, plan_sample, render, sample_record
 from mosaic_it.records import instruction_text
@@ -27,6 +28,8 @@ from mosaic_it.mosaic.sources import load_source_records
 # Room kept for the meta-instruction while records are being packed; the real sample is then
 # checked against the exact budget, dropping the last record if it does not fit.
 META_RESERVE_TOKENS = 48
+# Samples whose exact token counts are taken in one bulk tokenizer call.
+COUNT_CHUNK = 2048
 
 
 @dataclass
@@ -55,6 +58,8 @@ class Packer:
         self.responses = [r["output"] for r in records]
         self.text_tokens = counter.count_many(self.texts)
         self.response_tokens = counter.count_many(self.responses)
+        self.exact = ExactSampleCounter(counter, self.texts + self.responses,
+                                        np.concatenate([self.text_tokens, self.response_tokens]))
 
     def _item_cost(self, layout: Layout, position: int, record_id: int) -> int:
         number = self.counter.count(layout.number(position))
@@ -73,8 +78,10 @@ class Packer:
             used += cost
         return chosen
 
-    def build(self, ids: list[int], rng: random.Random, strategy: str, layout: Layout, epoch: int) -> dict | None:
-        """The sample for the longest prefix of `ids` that fits the budget (None if even one does not)."""
+    def build(self, ids: list[int], rng: random.Random, strategy: str, layout: Layout,
+              epoch: int) -> tuple[dict, tuple[list[str], list[str]]] | None:
+        """The sample for the longest prefix of `ids` that fits the budget, with its instruction and
+        output as pieces (None if even one record does not fit)."""
         while ids:
             texts = [self.texts[i] for i in ids]
             responses = [self.responses[i] for i in ids]
@@ -85,12 +92,12 @@ class Packer:
             if self.counter.sample_fits((instruction, output), known, self.cfg.max_tokens):
                 sample = sample_record(plan, "".join(instruction), "".join(output), ids, epoch)
                 sample["mosaic"]["max_tokens"] = self.cfg.max_tokens  # so `verify` knows the budget
-                return sample
+                return sample, (instruction, output)
             ids = ids[:-1]
         return None
 
     def epoch(self, epoch: int, rng: random.Random, np_rng: np.random.Generator, report: AugmentReport,
-              progress: Progress | None = None) -> Iterator[dict]:
+              progress: Progress | None = None) -> Iterator[tuple[dict, tuple[list[str], list[str]]]]:
         order = list(range(len(self.texts)))
         rng.shuffle(order)
         start = 0
@@ -98,13 +105,14 @@ class Packer:
             wanted = draw_count(self.cfg.wrap_mode, np_rng, self.cfg.max_instructions)
             strategy = draw_strategy(self.cfg.strategy, rng)
             layout = draw_layout(rng)
-            sample = self.build(self._candidates(order, start, wanted, layout), rng, strategy, layout, epoch)
-            used = sample["count"] if sample else 1
-            if sample is None:
+            built = self.build(self._candidates(order, start, wanted, layout), rng, strategy, layout, epoch)
+            used = built[0]["count"] if built else 1
+            if built is None:
                 report.skipped_too_long += 1
             else:
-                report.per_strategy[sample["mosaic"]["strategy"]] = report.per_strategy.get(sample["mosaic"]["strategy"], 0) + 1
-                yield sample
+                kind = built[0]["mosaic"]["strategy"]
+                report.per_strategy[kind] = report.per_strategy.get(kind, 0) + 1
+                yield built
             start += used
             if progress is not None:
                 progress.update(used)
@@ -118,11 +126,20 @@ def mosaic_samples(records: Sequence[dict], cfg: AugmentConfig, tokenizer: Any, 
     np_rng = np.random.default_rng(cfg.seed)
     bar = progress(cfg.epochs * len(records), "augment", unit="record") if show_progress else None
     for epoch in range(cfg.epochs):
-        yield from packer.epoch(epoch, rng, np_rng, report, bar)
+        yield from _with_token_counts(packer.epoch(epoch, rng, np_rng, report, bar), packer.exact)
         report.epochs = epoch + 1
     if bar is not None:
         bar.close()
     report.exact_budget_checks = counter.exact_checks
+
+
+def _with_token_counts(built: Iterator[tuple[dict, tuple[list[str], list[str]]]],
+                       exact: ExactSampleCounter) -> Iterator[dict]:
+    """The samples, each with its exact token count (`mosaic.tokens`), counted a chunk at a time."""
+    while chunk := list(itertools.islice(built, COUNT_CHUNK)):
+        for (sample, _), tokens in zip(chunk, exact.count_samples([sides for _, sides in chunk])):
+            sample["mosaic"]["tokens"] = int(tokens)
+            yield sample
 
 
 def _at_least_one(samples: Iterator[dict], cfg: AugmentConfig, report: AugmentReport) -> Iterator[dict]:
@@ -142,7 +159,7 @@ def run_augment(cfg: AugmentConfig, show_progress: bool = True) -> AugmentReport
                               [cfg.output, stats / "stats.json", stats / "stats.png"])
     started = time.perf_counter()
     records = load_source_records(cfg.input)
-    tokenizer = load_tokenizer(cfg.tokenizer)
+    tokenizer = load_counting_tokenizer(cfg.tokenizer)
     report = AugmentReport(input=cfg.input, output=cfg.output, records=len(records))
     samples = _at_least_one(mosaic_samples(records, cfg, tokenizer, report, show_progress), cfg, report)
     report.samples = write_jsonl(cfg.output, samples)

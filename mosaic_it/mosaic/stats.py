@@ -1,4 +1,8 @@
-"""Summary statistics of a mosaic file: strategy and rule mix, instructions and tokens per sample."""
+"""Summary statistics of a mosaic file: strategy and rule mix, instructions and tokens per sample.
+
+Token counts are the exact ones augment recorded per sample (`mosaic.tokens`, which `verify`
+checks); nothing is tokenized here.
+"""
 from __future__ import annotations
 
 from collections import Counter
@@ -8,10 +12,9 @@ from typing import Any
 import numpy as np
 
 from mosaic_it.atomic import atomic_path
+from mosaic_it.errors import InputFileError
 from mosaic_it.jsonl import write_json
-from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.paths import refuse_overwriting_inputs
-from mosaic_it.mosaic.budget import TokenCounter
 from mosaic_it.mosaic.samples import read_samples
 
 TOKEN_BINS = 20
@@ -22,24 +25,30 @@ def _histogram(values: np.ndarray, bins: int | np.ndarray) -> dict[str, list]:
     return {"counts": counts.tolist(), "edges": [round(float(e), 3) for e in edges]}
 
 
-def compute_stats(samples_path: str | Path, tokenizer_name: str | None = None) -> dict[str, Any]:
+def recorded_tokens(samples_path: str | Path, line: int, meta: dict[str, Any]) -> int:
+    tokens = meta.get("tokens")
+    if type(tokens) is not int or tokens < 0:
+        raise InputFileError(samples_path, "no exact token count (mosaic.tokens) recorded: "
+                             "written by an older mosaic-it? Run augment again", line)
+    return tokens
+
+
+def compute_stats(samples_path: str | Path) -> dict[str, Any]:
     strategies: Counter[str] = Counter()
     rules: Counter[str] = Counter()
     per_epoch: Counter[int] = Counter()
-    counts, instructions, outputs = [], [], []
-    for _, sample in read_samples(samples_path):  # none at all is an error, not an empty plot
+    counts, tokens = [], []
+    for line, sample in read_samples(samples_path):  # none at all is an error, not an empty plot
         meta = sample["mosaic"]
         strategies[meta["strategy"]] += 1
         rules[f"{meta['strategy']}:{meta['rule'] or '-'}"] += 1
         per_epoch[meta["epoch"]] += 1
         counts.append(sample["count"])
-        instructions.append(sample["instruction"])
-        outputs.append(sample["output"])
+        tokens.append(recorded_tokens(samples_path, line, meta))
     if not counts:
         return {"samples": 0}
-    counter = TokenCounter(load_tokenizer(tokenizer_name))
-    tokens = counter.count_many(instructions) + counter.count_many(outputs)
     count_array = np.array(counts)
+    token_array = np.array(tokens)
     return {
         "samples": len(counts),
         "per_epoch": {str(k): v for k, v in sorted(per_epoch.items())},
@@ -51,10 +60,10 @@ def compute_stats(samples_path: str | Path, tokenizer_name: str | None = None) -
             "histogram": _histogram(count_array, np.arange(1, count_array.max() + 2)),
         },
         "tokens_per_sample": {
-            "mean": round(float(tokens.mean()), 1),
-            "max": int(tokens.max()),
-            "total": int(tokens.sum()),
-            "histogram": _histogram(tokens, TOKEN_BINS),
+            "mean": round(float(token_array.mean()), 1),
+            "max": int(token_array.max()),
+            "total": int(token_array.sum()),
+            "histogram": _histogram(token_array, TOKEN_BINS),
         },
     }
 
@@ -84,10 +93,10 @@ def plot_stats(stats: dict[str, Any], path: str | Path) -> None:
         plt.close(fig)
 
 
-def run_stats(samples_path: str | Path, out_dir: str | Path, tokenizer_name: str | None = None) -> dict[str, Any]:
+def run_stats(samples_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     out_dir = Path(out_dir)
-    refuse_overwriting_inputs("stats", [samples_path, tokenizer_name], [out_dir / "stats.json", out_dir / "stats.png"])
-    stats = compute_stats(samples_path, tokenizer_name)
+    refuse_overwriting_inputs("stats", [samples_path], [out_dir / "stats.json", out_dir / "stats.png"])
+    stats = compute_stats(samples_path)
     write_json(out_dir / "stats.json", stats)
     if stats["samples"]:
         plot_stats(stats, out_dir / "stats.png")

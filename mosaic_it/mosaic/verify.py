@@ -3,8 +3,8 @@
 A sample passes when: its source ids exist; re-rendering it from the source records with the
 recorded layout, meta-instruction and rule reproduces it byte for byte; the rule holds (the answered
 positions are what the rule defines, every masked answer is absent, order rules answer everything);
-the meta-instruction announces the tags and the rule's numbers; and the exact token count is within
-the budget.
+the meta-instruction announces the tags and the rule's numbers; and the exact token count, counted
+here again from the whole sample, is within the budget and equals the one recorded (`mosaic.tokens`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.models.tokenizer import load_counting_tokenizer
 from mosaic_it.mosaic.budget import TokenCounter
 from mosaic_it.mosaic.engine import Plan, render
 from mosaic_it.records import instruction_text
@@ -114,13 +114,15 @@ def check_sample(sample: dict, records: Sequence[dict], counter: TokenCounter, m
         problems.append("no token budget recorded in the sample or given")
     elif tokens > budget:
         problems.append(f"{tokens} tokens exceed the budget of {budget}")
+    if meta.get("tokens") != tokens:
+        problems.append(f"recorded token count {meta.get('tokens')} differs from the exact count {tokens}")
     return problems
 
 
 def verify_file(samples_path: str | Path, source_path: str | Path, tokenizer_name: str | None,
                 max_tokens: int | None = None, show_progress: bool = True) -> VerifyReport:
     records = load_source_records(source_path)
-    counter = TokenCounter(load_tokenizer(tokenizer_name))
+    counter = TokenCounter(load_counting_tokenizer(tokenizer_name))
     report = VerifyReport()
     for line, sample in tqdm(read_samples(samples_path), desc="verify", disable=not show_progress):
         report.samples += 1
