@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from mosaic_it.config.train import TrainConfig
 from mosaic_it.atomic import write_text
 from mosaic_it.jsonl import write_json
 from mosaic_it.models.tokenizer import load_tokenizer
+from mosaic_it.paths import refuse_symlink_outside, remove_within
 from mosaic_it.progress import progress
 from mosaic_it.train import cost as costs
 from mosaic_it.train.batching import plan_steps
@@ -34,6 +34,7 @@ from mosaic_it.train.generate import sample_generations
 from mosaic_it.train.loop import StepLog, train_loop
 from mosaic_it.train.model import autocast_dtype, count_params, load_model, pick_device, save_trained
 from mosaic_it.train.optim import make_optimizer, make_scheduler
+from mosaic_it.train.outputs import arm_outputs, remember_run, run_to_continue
 
 
 @dataclass
@@ -63,10 +64,11 @@ def fingerprint(cfg: TrainConfig, data_md5: str) -> str:
 def prepare_checkpoints(root: Path, stamp: str, info: DistInfo) -> None:
     if info.is_main:
         marker = root / "fingerprint.json"
+        refuse_symlink_outside(root, root.parent)
         if marker.exists() and marker.read_text(encoding="utf-8") != stamp:
-            shutil.rmtree(root)  # checkpoints of another configuration: never resume those
+            remove_within(root, root.parent)  # checkpoints of another configuration: never resume those
         root.mkdir(parents=True, exist_ok=True)
-        marker.write_text(stamp, encoding="utf-8")
+        write_text(marker, stamp)
     barrier(info)
 
 
@@ -74,9 +76,12 @@ def run_training(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig | 
                  callbacks: Sequence[Callable[[StepLog], None]] = ()) -> TrainResult:
     clock = costs.StageClock()  # the stage's cost starts here, before any loading
     info = init_distributed()
+    held = contextlib.ExitStack()
     try:
+        held.enter_context(arm_outputs(cfg, info))  # inputs outside the arm's folder, one writer at a time
         return _train(cfg, tracking, cost or CostConfig(), info, callbacks, clock)
     finally:
+        held.close()
         shutdown_distributed(info)
 
 
@@ -113,10 +118,11 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
                           "devices": info.devices(device.type),
                           "device": name, "params_total": n_params["total"],
                           "params_trainable": n_params["trainable"], "data_md5": data_md5}}
-    run_ctx = (track.stage_run(f"train:{cfg.arm}", tracking, params=params, tags={"mosaic_it.arm": cfg.arm})
+    run_ctx = (track.stage_run(f"train:{cfg.arm}", tracking, continue_run_id=run_to_continue(ckpt_root), params=params, tags={"mosaic_it.arm": cfg.arm})
                if info.is_main else contextlib.nullcontext())
     with run_ctx as run:
         if run is not None:
+            remember_run(ckpt_root, run.info.run_id)  # a killed run is continued, not duplicated
             track.log_jsonl_dataset(cfg.data, name=f"{cfg.arm}-train")
         hooks = list(callbacks)
         if info.is_main:
@@ -152,7 +158,7 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
             _write_outputs(result, cfg, model, tokenizer, device, tracking, run is not None, bill)
         barrier(info)
     if info.is_main:
-        shutil.rmtree(ckpt_root, ignore_errors=True)
+        remove_within(ckpt_root, out_dir)
     return result
 
 
