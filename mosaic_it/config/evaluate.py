@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mosaic_it.config.types import Seed
+from mosaic_it.config.types import ArmName, Seed
 
 EvalName = Literal["heldout", "mosaic_following", "ifeval", "pairwise"]
 PairwiseSet = Literal["wizardlm", "koala", "vicuna", "self_instruct", "lima"]
@@ -41,7 +41,7 @@ class EvaluateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = None  # HF model or PEFT adapter directory; null: the embedded model
-    arm: str = "baseline"
+    arm: ArmName = "baseline"
     heldout: str = "runs/split/heldout.jsonl"
     output_dir: str = "runs/evaluate"  # results go to <output_dir>/<arm>/
     evals: list[EvalName] = ["heldout", "mosaic_following", "ifeval", "pairwise"]
@@ -64,8 +64,8 @@ class EvaluateConfig(BaseModel):
 class CompareConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    baseline: str = "baseline"  # arm names; the report reads <evaluate_dir>/<arm>/
-    candidate: str = "mosaic"
+    baseline: ArmName = "baseline"  # arm names; the report reads <evaluate_dir>/<arm>/
+    candidate: ArmName = "mosaic"
     evaluate_dir: str = "runs/evaluate"
     train_dir: str = "runs/train"  # cost metrics: <train_dir>/<arm>/metrics.json
     output_dir: str = "runs/compare"

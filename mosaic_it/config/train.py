@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mosaic_it.config.types import Seed
+from mosaic_it.config.types import ArmName, Seed
 
 Batching = Literal["pad_to_max", "dynamic", "packed"]
 
@@ -26,7 +26,7 @@ class TrainConfig(BaseModel):
 
     # What to train on. The baseline arm reads split records, the mosaic arm mosaicked samples:
     # both carry instruction/input/output, so one loader serves both.
-    arm: str = Field("baseline", pattern=r"^[A-Za-z0-9_.-]+$")
+    arm: ArmName = "baseline"
     data: str = "runs/split/train.jsonl"
     output_dir: str = "runs/train"  # outputs land in <output_dir>/<arm>/
     max_records: int | None = Field(None, ge=1)  # train on the first N only (quick runs)

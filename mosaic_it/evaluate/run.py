@@ -10,6 +10,7 @@ from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.evaluate.context import EvalContext
 from mosaic_it.evaluate.model import load_model
 from mosaic_it.evaluate.plots import bar_chart
+from mosaic_it.evaluate.outputs import guarded
 from mosaic_it.evaluate.registry import EVALS
 from mosaic_it.jsonl import write_json
 
@@ -44,6 +45,7 @@ def _evaluate(cfg: EvaluateConfig, out_dir: Path) -> tuple[dict[str, float], lis
     return metrics, ctx.artifacts
 
 
+@guarded  # arm folder inside evaluate.output_dir, no input inside it, one evaluation at a time
 def run_evaluation(cfg: EvaluateConfig, tracking: TrackingConfig | None = None) -> EvalResult:
     from mosaic_it import tracking as mlflow_tracking
 
