@@ -18,6 +18,7 @@ from mosaic_it.evaluate.pairwise import generations_path
 from mosaic_it.evaluate.plots import bar_chart, write_csv
 from mosaic_it.evaluate.report import render_report
 from mosaic_it.jsonl import iter_jsonl_lines, write_json, write_jsonl
+from mosaic_it.paths import refuse_overwriting_inputs
 
 # Groups in report order; keys of other groups follow alphabetically.
 GROUP_ORDER = ("heldout", "mosaic_following", "ifeval", "pairwise", "cost", "tokens", "throughput", "train")
@@ -135,6 +136,10 @@ def run_compare(cfg: CompareConfig, tracking: TrackingConfig | None = None) -> C
     from mosaic_it import tracking as mlflow_tracking
 
     eval_dir, train_dir, out_dir = Path(cfg.evaluate_dir), Path(cfg.train_dir), Path(cfg.output_dir)
+    arms = (cfg.baseline, cfg.candidate)
+    refuse_overwriting_inputs(
+        "compare", [d / a / "metrics.json" for d in (eval_dir, train_dir) for a in arms] + [eval_dir / a / "generations" for a in arms],
+        [out_dir / n for n in ("report.md", "metrics.json", "comparison.csv")], [out_dir / "plots", out_dir / "pairwise"])
     base = read_metrics(eval_dir / cfg.baseline / "metrics.json", True)
     cand = read_metrics(eval_dir / cfg.candidate / "metrics.json", True)
     base.update(read_metrics(train_dir / cfg.baseline / "metrics.json", False))
