@@ -10,7 +10,9 @@ from mosaic_it.records import instruction_text
 
 IGNORE = -100  # label value cross-entropy skips
 
-# The system sentence of the Vicuna v1.1 conversation template used by FastChat.
+# FastChat's Vicuna v1.1 conversation template: this system sentence, roles USER/ASSISTANT,
+# " " after the system sentence and the user turn, the end-of-sequence token after the answer
+# ("</s>" for the Llama tokenizer of the paper; other tokenizers close the turn with their own).
 VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions."
@@ -58,21 +60,31 @@ def load_records(path: str | Path, max_records: int | None = None) -> list[dict[
     return records
 
 
+def leading_bos(tokenizer: Any) -> str:
+    """The BOS text a tokenizer puts before every text by itself (Llama's <s>), else ''.
+
+    FastChat tokenises the whole conversation with the tokenizer's defaults, so a Vicuna sample
+    starts with BOS exactly when the tokenizer adds one.
+    """
+    ids = tokenizer("", add_special_tokens=True)["input_ids"]
+    adds = bool(ids) and tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
+    return tokenizer.bos_token if adds else ""
+
+
 def render_prompt(instruction: str, tokenizer: Any, prompt_format: str) -> str:
-    """The text a model sees before it starts answering."""
+    """The text a model sees before it starts answering (tokenise it without adding special tokens)."""
     if prompt_format == "vicuna":
-        return f"{VICUNA_SYSTEM} USER: {instruction} ASSISTANT: "
+        # No space after "ASSISTANT:": in training it is part of the answer's first token.
+        return f"{leading_bos(tokenizer)}{VICUNA_SYSTEM} USER: {instruction} ASSISTANT:"
     messages = [{"role": "user", "content": instruction}]
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def render_pair(record: dict[str, str], tokenizer: Any, prompt_format: str) -> tuple[str, str]:
-    """(prompt, response) where response is the output plus the end-of-turn marker."""
+    """Chat template: (prompt, response) where response is the output plus the end-of-turn marker."""
     instruction = instruction_text(record)
     prompt = render_prompt(instruction, tokenizer, prompt_format)
     output = record["output"]
-    if prompt_format == "vicuna":
-        return prompt, output + tokenizer.eos_token
     messages = [{"role": "user", "content": instruction}, {"role": "assistant", "content": output}]
     full = tokenizer.apply_chat_template(messages, tokenize=False)
     if not full.startswith(prompt + output):
@@ -85,13 +97,33 @@ def render_pair(record: dict[str, str], tokenizer: Any, prompt_format: str) -> t
     return prompt, output + end_of_turn
 
 
+def encode_vicuna(record: dict[str, str], tokenizer: Any) -> tuple[list[int], list[int]]:
+    """FastChat v1.1 tokenisation: the whole conversation in one call, loss from after "ASSISTANT:".
+
+    The answer's first token carries the space before it (" Two"), as when FastChat tokenises
+    the conversation whole; the loss covers the answer and the end-of-sequence token.
+    """
+    prompt = render_prompt(instruction_text(record), tokenizer, "vicuna")
+    text = f"{prompt} {record['output']}{tokenizer.eos_token}"
+    if not getattr(tokenizer, "is_fast", False):
+        raise MosaicItError("train.prompt_format=vicuna needs a fast tokenizer (character offsets); "
+                            "use chat_template")
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = encoded["input_ids"]
+    start = next((i for i, (begin, _) in enumerate(encoded["offset_mapping"]) if begin >= len(prompt)), len(ids))
+    return ids, [IGNORE] * start + ids[start:]
+
+
 def encode(record: dict[str, str], tokenizer: Any, prompt_format: str, max_length: int) -> tuple[Example | None, bool]:
     """Token ids and labels for one record; returns (None, _) when the prompt leaves no room."""
-    prompt, response = render_pair(record, tokenizer, prompt_format)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
-    ids = prompt_ids + response_ids
-    labels = [IGNORE] * len(prompt_ids) + response_ids
+    if prompt_format == "vicuna":
+        ids, labels = encode_vicuna(record, tokenizer)
+    else:
+        prompt, response = render_pair(record, tokenizer, prompt_format)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+        ids = prompt_ids + response_ids
+        labels = [IGNORE] * len(prompt_ids) + response_ids
     truncated = len(ids) > max_length
     ids, labels = ids[:max_length], labels[:max_length]
     if all(label == IGNORE for label in labels):
