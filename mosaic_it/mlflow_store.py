@@ -42,7 +42,9 @@ def experiment_id(name: str, artifact_location: str | None) -> str:
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return mlflow.create_experiment(name, artifact_location=artifact_location)
+        # Marked as model training, so the MLflow UI opens it on its runs, not on the GenAI overview.
+        return mlflow.create_experiment(name, artifact_location=artifact_location,
+                                        tags={"mlflow.experimentKind": "custom_model_development"})
     except MlflowException:
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:

@@ -81,9 +81,8 @@ def test_killed_study_resumes_without_redoing_finished_steps(repo):
     assert "ifeval/prompt_strict" in report and "heldout/loss" in report
     for seed, arm in CELLS:
         metrics = json.loads((repo / "runs" / "study" / f"seed{seed}" / "train" / arm / "metrics.json").read_text())
-        # 8 records at batch 2: one epoch is 4 steps; the mosaic arm is one pass over its samples.
-        samples = 8 if arm == "baseline" else json.loads(after[f"runs/study/seed{seed}/done/augment.json"])["samples"]
-        assert metrics["train/steps"] == -(-samples // 2)
+        # Both arms make one pass (baseline_epochs 1 here) over what they train on, at batch 2.
+        assert metrics["train/steps"] == -(-metrics["train/samples"] // 2)
 
     third = study_cli(repo, "--no-report")
     out, _ = third.communicate(timeout=300)
@@ -119,3 +118,23 @@ def test_prefect_flow_finishes_a_study_the_cli_started(repo):
              for c in children}
     assert cells >= {(str(s), a, stage) for s, a in CELLS for stage in ("train", "evaluate")}
     assert any(a.path == "study" for a in client.list_artifacts(result["mlflow_run_id"]))
+
+
+@pytest.mark.slow
+def test_equal_tokens_arm_sees_as_many_real_tokens_as_the_mosaic_arm(repo):
+    from mosaic_it.config import load_params
+    from mosaic_it.study import run
+
+    params = load_params("params.yaml", ["study.seeds=[0]", "study.arms=[baseline,mosaic,baseline_equal_tokens]",
+                                         "tracking.enabled=false"])
+    run.prepare_records(params)
+    run.augment_seed(params, 0)
+    for arm in ("mosaic", "baseline_equal_tokens"):
+        run.train_cell(params, 0, arm)
+    metrics = {arm: json.loads((repo / "runs" / "study" / "seed0" / "train" / arm / "metrics.json").read_text())
+               for arm in ("mosaic", "baseline_equal_tokens")}
+    assert run.arm_epochs(params, 0, "baseline_equal_tokens") != 1.0
+    # Training runs whole micro-batches, so the plain arm misses the target by less than one batch.
+    one_batch = params.train.max_length * params.train.batch_size
+    gap = metrics["baseline_equal_tokens"]["tokens/real"] - metrics["mosaic"]["tokens/real"]
+    assert abs(gap) < one_batch

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
 
         loaded = load_params(params, overrides)
         cfg = with_options(loaded.evaluate, model=model, arm=arm, evals=evals)
-        result = run_evaluation(cfg, loaded.tracking)
+        result = run_evaluation(cfg, loaded.tracking, loaded.cost)
         shown = ", ".join(f"{k} {result.metrics[k]:.3f}" for k in HEADLINE if k in result.metrics)
         typer.echo(f"{cfg.arm}: {shown or 'no headline metric'} -> {result.metrics_path}")
 

@@ -17,6 +17,7 @@ from mosaic_it.evaluate.judge import JudgeClient, judge_all, tally
 from mosaic_it.evaluate.pairwise import generations_path
 from mosaic_it.evaluate.plots import bar_chart, write_csv
 from mosaic_it.evaluate.report import render_report
+from mosaic_it.lineage import read_lineage, train_lineage_params
 from mosaic_it.jsonl import iter_jsonl_lines, write_json, write_jsonl
 from mosaic_it.paths import refuse_overwriting_inputs
 
@@ -26,6 +27,9 @@ HEADLINE = ("mosaic_following/format", "mosaic_following/count", "mosaic_followi
             "mosaic_following/mask", "ifeval/prompt_strict", "ifeval/prompt_loose",
             "ifeval/instruction_strict", "ifeval/instruction_loose")
 COST_GROUPS = ("cost", "tokens", "throughput", "memory")
+NO_DELTA_GROUPS = ("params", "tokens", "data")
+COUNT_NAMES = {"n", "steps", "samples", "probes", "prompts", "instructions", "records", "tokens", "truncated",
+               "dropped", "errors", "order_ranked"}
 
 
 @dataclass
@@ -56,6 +60,13 @@ def _flat(tree: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def has_delta(key: str) -> bool:
+    """Whether candidate minus baseline of this metric is a result: not for counts, durations or
+    model sizes (those are in the table, side by side)."""
+    group, leaf = key.split("/")[0], key.rsplit("/", 1)[-1]
+    return group not in NO_DELTA_GROUPS and leaf not in COUNT_NAMES and not leaf.endswith("seconds")
 
 
 def metric_order(key: str) -> tuple[int, str]:
@@ -145,8 +156,10 @@ def run_compare(cfg: CompareConfig, tracking: TrackingConfig | None = None) -> C
     base.update(read_metrics(train_dir / cfg.baseline / "metrics.json", False))
     cand.update(read_metrics(train_dir / cfg.candidate / "metrics.json", False))
     tracking = tracking or TrackingConfig(enabled=False)
-    params = {"compare": cfg.model_dump()}
-    with mlflow_tracking.stage_run("compare", tracking, params=params) as run:
+    trained = {arm: read_lineage(train_dir / arm) for arm in (cfg.baseline, cfg.candidate)}
+    params = {"compare": cfg.model_dump(), "consumed": {arm: train_lineage_params(r) for arm, r in trained.items()}}
+    tags = {f"mosaic_it.train_run_id.{arm}": str(r["run_id"]) for arm, r in trained.items() if r.get("run_id")}
+    with mlflow_tracking.stage_run("compare", tracking, params=params, tags=tags) as run:
         pairwise = {}
         if cfg.judge.url:
             pairwise = judge_arms(cfg, cfg.judge, eval_dir / cfg.baseline, eval_dir / cfg.candidate, out_dir)
@@ -154,7 +167,7 @@ def run_compare(cfg: CompareConfig, tracking: TrackingConfig | None = None) -> C
         rows = [{"metric": k, cfg.baseline: base.get(k), cfg.candidate: cand.get(k),
                  "delta": cand[k] - base[k] if k in base and k in cand else None} for k in keys]
         table = write_csv(out_dir / "comparison.csv", rows)
-        summary = {f"delta/{r['metric']}": r["delta"] for r in rows if r["delta"] is not None}
+        summary = {f"delta/{r['metric']}": r["delta"] for r in rows if r["delta"] is not None and has_delta(r["metric"])}
         summary.update({f"pairwise/{s}/{k}": v for s, t in pairwise.items() for k, v in t.items()})
         metrics_path = out_dir / "metrics.json"
         write_json(metrics_path, summary)

@@ -73,7 +73,10 @@ def probe_items(probes: Sequence[dict], scores: Sequence[dict]) -> list[ItemRow]
 def summarise(probes: Sequence[dict], scores: Sequence[dict]) -> tuple[list[dict], list[ItemRow], Metrics]:
     """Per-rule table rows, the per-probe items and the flat metrics (overall and per rule)."""
     items = probe_items(probes, scores)
-    metrics = {**aggregate(items), "probes": float(len(probes))}
+    # Order agreement exists only where two or more answers could be matched; say over how many
+    # probes, so a tau of 1.0 from a single probe reads as what it is.
+    ranked = sum(1 for _, item in items if "order_kendall_tau" in item)
+    metrics = {**aggregate(items), "probes": float(len(probes)), "order_ranked": float(ranked)}
     sizes = Counter(probe_key(p) for p in probes)
     rows = [{"rule": key, "n": n, **{name: metrics.get(f"by_rule/{key}/{name}") for name in SCORES}}
             for key, n in sizes.items()]

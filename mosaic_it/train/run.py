@@ -2,7 +2,8 @@
 
 Outputs under <output_dir>/<arm>/: model/ (adapter or full weights as safetensors, tokenizer),
 metrics.json (cost and training metrics for DVC), cost.md and cost.csv, samples.json,
-config.yaml; checkpoints/ exists only while a run is unfinished.
+config.yaml, lineage.json (the MLflow run id and the hashes of the data and base model, for
+evaluate and compare to record); checkpoints/ exists only while a run is unfinished.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from mosaic_it.config.tracking import CostConfig, TrackingConfig
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.atomic import write_text
 from mosaic_it.jsonl import write_json
+from mosaic_it.lineage import LINEAGE_FILE, base_model, write_lineage
 from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.paths import refuse_symlink_outside, remove_within
 from mosaic_it.progress import progress
@@ -37,6 +39,11 @@ from mosaic_it.train.optim import make_optimizer, make_scheduler
 from mosaic_it.train.outputs import arm_outputs, remember_run, run_to_continue
 
 
+# metrics.json keys MLflow already has in another form: the last `train/loss` point, and the
+# `derived.*` params (steps, samples, parameter counts).
+NOT_MLFLOW_METRICS = ("train/final_loss", "train/steps", "train/samples", "params/")
+
+
 @dataclass
 class TrainResult:
     arm: str
@@ -46,6 +53,7 @@ class TrainResult:
     metrics: dict[str, float]
     losses: list[float] = field(default_factory=list)
     run_id: str | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)  # what lineage.json records
 
 
 def seed_everything(seed: int) -> None:
@@ -93,6 +101,7 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
     records = load_records(cfg.data, cfg.max_records)
     examples, enc = encode_all(records, tokenizer, cfg.prompt_format, cfg.max_length)
     data_md5 = track.file_md5(cfg.data)
+    base = base_model(cfg.model)
 
     device = pick_device(cfg, info.local_rank)
     amp = autocast_dtype(cfg, device)
@@ -117,8 +126,10 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
               "derived": {"steps": len(steps), "samples": len(examples), "world_size": info.world_size,
                           "devices": info.devices(device.type),
                           "device": name, "params_total": n_params["total"],
-                          "params_trainable": n_params["trainable"], "data_md5": data_md5}}
-    run_ctx = (track.stage_run(f"train:{cfg.arm}", tracking, continue_run_id=run_to_continue(ckpt_root), params=params, tags={"mosaic_it.arm": cfg.arm})
+                          "params_trainable": n_params["trainable"], "data_md5": data_md5,
+                          "base_model": base["id"], "base_model_sha256": base["sha256"]}}
+    tags = {"mosaic_it.arm": cfg.arm, "mosaic_it.data_md5": data_md5, "mosaic_it.base_model": str(base["id"])}
+    run_ctx = (track.stage_run(f"train:{cfg.arm}", tracking, continue_run_id=run_to_continue(ckpt_root), params=params, tags=tags)
                if info.is_main else contextlib.nullcontext())
     with run_ctx as run:
         if run is not None:
@@ -150,6 +161,8 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
         })
         result = TrainResult(cfg.arm, out_dir, out_dir / "model", out_dir / "metrics.json", metrics,
                              list(counters.losses), run.info.run_id if run is not None else None)
+        result.lineage = {"run_id": result.run_id, "arm": cfg.arm, "data": str(cfg.data), "data_md5": data_md5,
+                          "base_model": base["id"], "base_model_sha256": base["sha256"]}
         if info.is_main:
             def bill() -> dict[str, float]:  # the stage clock stops after the last heavy write
                 return costs.stage_cost(clock.elapsed(), counters.wall_seconds, info.devices(device.type),
@@ -197,7 +210,8 @@ def _write_outputs(result: TrainResult, cfg: TrainConfig, model: Any, tokenizer:
     write_text(out / "cost.md", costs.cost_table(cost_rows, "md"))
     write_text(out / "cost.csv", costs.cost_table(cost_rows, "csv"))
     write_text(out / "config.yaml", yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+    write_lineage(out, result.lineage)
     if to_mlflow:
-        track.log_metrics(result.metrics)
-        for name in ("metrics.json", "cost.md", "cost.csv", "samples.json", "config.yaml"):
+        track.log_metrics({k: v for k, v in result.metrics.items() if not k.startswith(NOT_MLFLOW_METRICS)})
+        for name in ("metrics.json", "cost.md", "cost.csv", "samples.json", "config.yaml", LINEAGE_FILE):
             track.log_artifacts(out / name)
