@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.evaluate.compare import run_compare
 from mosaic_it.evaluate.run import run_evaluation
 from mosaic_it.jsonl import write_json, write_jsonl
+from mosaic_it.study.report import num
 from test_judge import KEY, JudgeServer
 
 
@@ -68,8 +70,20 @@ def test_evaluate_two_arms_then_compare_with_a_judge(workspace, repo_root, tiny_
         assert summary[f"pairwise/{name}/tie"] == 2
     assert summary["delta/cost/usd"] == -1.5 and summary["delta/heldout/loss"] == 0
     report = paths.report.read_text()
-    assert "| cost/usd | 2 | 0.5 | -1.5 |" in report and "| vicuna | 0 | 2 | 0 | 0 | 1 |" in report
-    assert {p.name for p in paths.plots} == {"metrics.png", "cost.png", "pairwise.png"}
+    assert report.index("## Headline") < report.index("## Pairwise judging") < report.index("## Cost") < report.index("## Breakdowns")
+    # Cost is a ratio, not a delta; every difference in the report has its n and an item-bootstrap CI.
+    assert "| $ | 2 | 0.5 | 0.25 |" in report and "| vicuna | 0 | 2 | 0 | 0 | 1 |" in report
+    stats = json.loads((workspace / "compare" / "summary.json").read_text())
+    headline = {r["metric"]: r for r in stats["headline"]}
+    loss = headline["heldout/loss"]
+    assert (loss["seeds"], loss["items"]) == (1, 8) and loss["difference"] == 0 and loss["ci"] == [0, 0]
+    assert f"| heldout/loss | 1 × 8 records (≈{num(loss['weight_per_cell'])} response tokens per seed) |" in report
+    assert headline["pairwise/win_rate"]["mean"]["mosaic"] == 0.5 and headline["pairwise/win_rate"]["items"] == 4
+    assert headline["ifeval/prompt_strict"]["items"] == 3
+    table = report.split("## Headline", 1)[1].split("\n\n")[1].splitlines()[2:]
+    assert len(table) == len(stats["headline"]) and all(re.search(r"\| \[[^]]+\] \| .+ \|$", line) for line in table)
+    assert "by_rule" not in report.split("## Breakdowns", 1)[0]  # per-rule rows come after, each with its n
+    assert {p.name for p in paths.plots} == {"forest.png", "metrics.png", "cost.png", "pairwise.png"}
     assert KEY not in "".join(p.read_text() for p in (workspace / "compare").rglob("*") if p.suffix in (".md", ".json", ".jsonl", ".csv"))
 
     mlflow.set_tracking_uri(tracking.tracking_uri)

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mosaic_it.config.evaluate import CompareConfig, JudgeConfig
+from mosaic_it.atomic import write_text
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.errors import InputFileError, MosaicItError
 from mosaic_it.evaluate.judge import JudgeClient, judge_all, tally
 from mosaic_it.evaluate.pairwise import generations_path
 from mosaic_it.evaluate.plots import bar_chart, write_csv
-from mosaic_it.evaluate.report import render_report
+from mosaic_it.evaluate.report import render_report, single_run_summary
+from mosaic_it.study.analyze import write_summary
 from mosaic_it.lineage import read_lineage, train_lineage_params
 from mosaic_it.jsonl import iter_jsonl_lines, write_json, write_jsonl
 from mosaic_it.paths import refuse_overwriting_inputs
@@ -171,12 +173,13 @@ def run_compare(cfg: CompareConfig, tracking: TrackingConfig | None = None) -> C
         summary.update({f"pairwise/{s}/{k}": v for s, t in pairwise.items() for k, v in t.items()})
         metrics_path = out_dir / "metrics.json"
         write_json(metrics_path, summary)
-        plots = _plots(cfg, base, cand, pairwise, out_dir)
-        report = out_dir / "report.md"
-        report.write_text(render_report(cfg, rows, pairwise, plots, out_dir), encoding="utf-8")
+        stats = single_run_summary(cfg, out_dir if pairwise else None)
+        stats_path, stats_tables, forest = write_summary(stats, out_dir, f"{cfg.candidate} vs {cfg.baseline}: one run each")
+        plots = forest + _plots(cfg, base, cand, pairwise, out_dir)
+        report = write_text(out_dir / "report.md", render_report(cfg, rows, pairwise, plots, out_dir, stats))
         if run is not None:
             mlflow_tracking.log_metrics(summary)
-            for path in (report, metrics_path, table):
+            for path in (report, metrics_path, table, stats_path, *stats_tables):
                 mlflow_tracking.log_artifacts(path)
             mlflow_tracking.log_artifacts(out_dir / "plots", "plots")
             if pairwise:

@@ -23,6 +23,7 @@ HEADLINE = ("ifeval/prompt_strict", "ifeval/prompt_loose", "ifeval/instruction_s
 WIN_RATE = "pairwise/win_rate"
 MIN_ITEMS = 10  # breakdown rows with fewer items per seed are marked
 RULE_SCORES = {"format": ("format", "count"), "order": ("kendall_tau", "order_exact"), "mask": ("mask", "count")}
+BREAKDOWN_PREFIXES = ("mosaic_following/by_rule/", "ifeval/strict/", "ifeval/loose/")
 ALWAYS_DEFINED = ("heldout/loss", "ifeval/prompt_strict", "mosaic_following/count")  # same items in every cell
 METHOD = (
     "Paired, hierarchical bootstrap: each replicate draws the seeds with replacement and, independently, the "
@@ -82,19 +83,19 @@ def _compare(metric: str, scores: dict, baseline: str, arm: str, label: str, **b
     return row(comparison, scores[baseline] + scores[arm], f"{arm} vs {baseline}")
 
 
-def _breakdowns(scores: dict, baseline: str, candidate: str, **boot) -> dict[str, list[dict]]:
+def _breakdowns(scores: dict, baseline: str, candidate: str, label: str, **boot) -> dict[str, list[dict]]:
     keys = sorted(set().union(*(s.keys() for s in scores[baseline] + scores[candidate])))
     rules = sorted({k.split("/")[2] + ("/" + k.split("/")[3] if k.count("/") == 4 else "")
                     for k in keys if k.startswith("mosaic_following/by_rule/")})
     mosaic_rows, ifeval_rows = [], []
     for rule in rules:
         for score in RULE_SCORES.get(rule.split("/")[0], ()):
-            found = _compare(f"mosaic_following/by_rule/{rule}/{score}", scores, baseline, candidate, "Mosaic-IT", **boot)
+            found = _compare(f"mosaic_following/by_rule/{rule}/{score}", scores, baseline, candidate, label, **boot)
             if found:
                 mosaic_rows.append({"rule": rule, "score": score, **found})
     for instruction in sorted({k.split("/", 2)[2] for k in keys if k.startswith("ifeval/strict/")}):
         for mode in ("strict", "loose"):
-            found = _compare(f"ifeval/{mode}/{instruction}", scores, baseline, candidate, "Mosaic-IT", **boot)
+            found = _compare(f"ifeval/{mode}/{instruction}", scores, baseline, candidate, label, **boot)
             if found:
                 ifeval_rows.append({"instruction": instruction, "mode": mode, **found})
     for r in mosaic_rows + ifeval_rows:
@@ -112,7 +113,8 @@ def _item_warnings(scores: dict) -> list[str]:
     return warnings
 
 
-def _judged(judged: Mapping[int, Path], seeds: Sequence[int], baseline: str, candidate: str, **boot) -> tuple[list[dict], dict]:
+def _judged(judged: Mapping[int, Path], seeds: Sequence[int], baseline: str, candidate: str, label: str,
+            **boot) -> tuple[list[dict], dict]:
     outcomes, counts = [], {}
     for seed in seeds:
         if seed not in judged:
@@ -122,9 +124,54 @@ def _judged(judged: Mapping[int, Path], seeds: Sequence[int], baseline: str, can
     names = sorted(set().union(*(o.keys() for o in outcomes)), key=lambda k: (k != WIN_RATE, k))
     rows = []
     for metric in names:
-        comparison = compare_win_rate(metric, [o.get(metric, {}) for o in outcomes], baseline, candidate, **boot)
+        comparison = compare_win_rate(metric, [o.get(metric, {}) for o in outcomes], baseline, candidate,
+                                      label=label, **boot)
         rows.append(row(comparison, outcomes, f"{candidate} vs {baseline}"))
     return rows, counts
+
+
+def summarize_cells(cells: Mapping[tuple[str, int], CellDirs], baseline: str, candidate: str,
+                    judged: Mapping[int, Path] | None = None, n_boot: int = 2000, confidence: float = 0.95,
+                    rng_seed: int = 0, extra_arms: Sequence[str] = (), label: str = "Mosaic-IT") -> dict:
+    """Every number of the report, as JSON-ready data (the study's and the single-run compare's)."""
+    seeds = sorted({seed for _, seed in cells})
+    arms = [baseline, candidate, *[a for a in extra_arms if a not in (baseline, candidate)]]
+    scores = _cell_scores(cells, arms, seeds)
+    boot = {"n_boot": n_boot, "confidence": confidence, "rng_seed": rng_seed}
+    headline = [r for m in HEADLINE if (r := _compare(m, scores, baseline, candidate, label, **boot))]
+    judge_rows, judge_counts = _judged(judged, seeds, baseline, candidate, label, **boot) if judged else ([], {})
+    headline += judge_rows[:1]
+    shown = set(HEADLINE) | {WIN_RATE}
+    secondary = [r for m in _secondary(scores, baseline, candidate, shown)
+                 if (r := _compare(m, scores, baseline, candidate, label, **boot))]
+    extra = [r for arm in arms[2:] for m in HEADLINE if (r := _compare(m, scores, baseline, arm, arm, **boot))]
+    costs = {arm: [cell_cost(cells[(arm, s)].train_dir, cells[(arm, s)].eval_dir) for s in seeds] for arm in arms}
+    return {
+        "baseline": baseline, "candidate": candidate, "arms": arms, "seeds": seeds, **boot,
+        "min_items": MIN_ITEMS, "method": METHOD, "headline": headline, "secondary": secondary, "extra_arms": extra,
+        "judge": {"outcomes_per_seed": {str(s): c for s, c in judge_counts.items()}, "per_test_set": judge_rows[1:]},
+        "cost": arm_costs(costs, baseline, confidence),
+        "breakdowns": _breakdowns(scores, baseline, candidate, label, **boot),
+        "warnings": _item_warnings(scores),
+    }
+
+
+def _secondary(scores: dict, baseline: str, candidate: str, shown: set[str]) -> list[str]:
+    """Item-scored metrics that are neither headline nor breakdown (e.g. order Spearman, exact order)."""
+    keys = set().union(*(s.keys() for s in scores[baseline] + scores[candidate]))
+    return sorted(k for k in keys if k not in shown and not k.startswith(BREAKDOWN_PREFIXES))
+
+
+def write_summary(summary: dict, out_dir: Path, title: str) -> tuple[Path, list[Path], list[Path]]:
+    """summary.json, the CSV tables and the forest plot; returns (summary path, tables, plots)."""
+    summary_path = Path(out_dir) / "summary.json"
+    write_json(summary_path, summary)
+    tables = [write_csv(out_dir / f"breakdown_{name}.csv", [_flat(r) for r in rows])
+              for name, rows in summary["breakdowns"].items() if rows]
+    compared = summary["headline"] + summary["secondary"] + summary["extra_arms"]
+    tables.append(write_csv(out_dir / "headline.csv", [_flat(r) for r in compared]))
+    plots = [forest_plot(out_dir / "plots" / "forest.png", summary["headline"] + summary["extra_arms"], title)]
+    return summary_path, tables, plots
 
 
 def analyze_study(cells: Mapping[tuple[str, int], CellDirs], baseline: str, candidate: str, out_dir: Path,
@@ -134,32 +181,11 @@ def analyze_study(cells: Mapping[tuple[str, int], CellDirs], baseline: str, cand
     from mosaic_it.study.report import render_study_report
 
     out_dir = Path(out_dir)
-    seeds = sorted({seed for _, seed in cells})
-    arms = [baseline, candidate, *[a for a in extra_arms if a not in (baseline, candidate)]]
-    scores = _cell_scores(cells, arms, seeds)
-    boot = {"n_boot": n_boot, "confidence": confidence, "rng_seed": rng_seed}
-    headline = [r for m in HEADLINE if (r := _compare(m, scores, baseline, candidate, "Mosaic-IT", **boot))]
-    judge_rows, judge_counts = _judged(judged, seeds, baseline, candidate, **boot) if judged else ([], {})
-    headline += judge_rows[:1]
-    extra = [r for arm in arms[2:] for m in HEADLINE if (r := _compare(m, scores, baseline, arm, arm, **boot))]
-    costs = {arm: [cell_cost(cells[(arm, s)].train_dir, cells[(arm, s)].eval_dir) for s in seeds] for arm in arms}
-    summary = {
-        "baseline": baseline, "candidate": candidate, "arms": arms, "seeds": seeds, **boot,
-        "min_items": MIN_ITEMS, "method": METHOD, "headline": headline, "extra_arms": extra,
-        "judge": {"outcomes_per_seed": {str(s): c for s, c in judge_counts.items()}, "per_test_set": judge_rows[1:]},
-        "cost": arm_costs(costs, baseline, confidence),
-        "breakdowns": _breakdowns(scores, baseline, candidate, **boot),
-        "warnings": _item_warnings(scores),
-    }
-    summary_path = out_dir / "summary.json"
-    write_json(summary_path, summary)
-    tables = [write_csv(out_dir / f"breakdown_{name}.csv", [_flat(r) for r in rows])
-              for name, rows in summary["breakdowns"].items() if rows]
-    tables.append(write_csv(out_dir / "headline.csv", [_flat(r) for r in headline + extra]))
-    plots = [forest_plot(out_dir / "plots" / "forest.png", headline + extra,
-                         f"{candidate} vs {baseline}: {len(seeds)} seed(s), {confidence:.0%} intervals")]
+    summary = summarize_cells(cells, baseline, candidate, judged, n_boot, confidence, rng_seed, extra_arms)
+    title = f"{candidate} vs {baseline}: {len(summary['seeds'])} seed(s), {confidence:.0%} intervals"
+    summary_path, tables, plots = write_summary(summary, out_dir, title)
     report = write_text(out_dir / "report.md", render_study_report(summary, [p.relative_to(out_dir) for p in plots]))
-    return StudySummary(report, summary_path, plots, headline, tables)
+    return StudySummary(report, summary_path, plots, summary["headline"], tables)
 
 
 def _flat(r: dict) -> dict:

@@ -16,7 +16,6 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from mosaic_it.evaluate.compare import read_metrics
 
 ROWS = (  # (key, label, interval over seeds)
     ("train/steps", "optimizer steps", False),
@@ -46,6 +45,8 @@ def max_length(train_dir: Path) -> float | None:
 
 
 def cell_cost(train_dir: Path, eval_dir: Path) -> dict[str, float]:
+    from mosaic_it.evaluate.compare import read_metrics  # compare's report imports this module
+
     metrics = read_metrics(Path(train_dir) / "metrics.json", False)
     metrics.update({k: v for k, v in read_metrics(Path(eval_dir) / "metrics.json", False).items()
                     if k.startswith("cost/eval_")})

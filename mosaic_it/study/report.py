@@ -1,7 +1,7 @@
 """The study report as markdown, rendered from summary.json's content alone.
 
-Order: headline table, forest plot, per-seed values, other arms, judge outcomes, cost, breakdowns,
-method. Every compared number sits beside its n and its interval.
+Order: headline table, forest plot, per-seed values, secondary metrics, other arms, judge outcomes,
+cost, breakdowns, method. Every compared number sits beside its n and its interval.
 """
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def comparison_table(rows: Sequence[dict], baseline: str, confidence: float) -> 
         return ["No metric was evaluated in every cell."]
     arms = [r["candidate"] for r in rows]
     cand = arms[0] if len(set(arms)) == 1 else "candidate"
-    lines = [f"| metric | n (seeds × items) | {baseline} (mean ± sd over seeds) | {cand} (mean ± sd) | "
+    spread = " (mean ± sd over seeds)" if rows[0]["seeds"] > 1 else ""
+    lines = [f"| metric | n (seeds × items) | {baseline}{spread} | {cand}{spread} | "
              f"difference | {confidence:.0%} CI | verdict |", "|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
         base = "0.5 (parity)" if r["baseline"] == "parity" else mean_sd(r, r["baseline"])
@@ -105,6 +106,8 @@ def render_study_report(summary: dict, plots: Sequence[Path]) -> str:
     lines += comparison_table(summary["headline"], base, conf)
     lines += [""] + [f"![{p.stem}]({p.as_posix()})" for p in plots] + [""]
     lines += ["### Per-seed values", ""] + per_seed_table(summary["headline"], seeds) + [""]
+    if summary["secondary"]:
+        lines += ["### Secondary metrics", ""] + comparison_table(summary["secondary"], base, conf) + [""]
     if summary["extra_arms"]:
         lines += [f"## Other arms vs {base}", ""] + comparison_table(summary["extra_arms"], base, conf) + [""]
     if summary["judge"]["outcomes_per_seed"]:
