@@ -26,6 +26,7 @@ for _name in COMMAND_MODULES:
 
 
 DEBUG_ENV = "MOSAIC_IT_DEBUG"  # =1: let unexpected errors show their traceback
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 # How each command picks up again after an interruption (every output is written atomically).
 RESUME = {"train": "training resumes from its last checkpoint", "compare": "judging resumes from the finished verdicts",
           "study": "the study resumes at the first cell not done"}
@@ -37,6 +38,8 @@ def main() -> None:
     try:
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)
+        if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130)
+            code = _fail(interrupted_message(sys.argv[1:2]), INTERRUPTED)
     except typer.TyperException as exc:
         # Usage errors (bad option values, unknown options): typer's click formats them itself.
         # Plain `click.ClickException` does not match them: typer ships its own copy of click.
@@ -45,8 +48,8 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt) as exc:
         if isinstance(exc, typer.Abort) and not isinstance(exc.__cause__, KeyboardInterrupt):
             code = _fail("aborted", 1)
-        else:  # click turns Ctrl-C into Abort
-            code = _fail(interrupted_message(sys.argv[1:2]), 130)
+        else:
+            code = _fail(interrupted_message(sys.argv[1:2]), INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - the one place that decides how failures look
         if os.environ.get(DEBUG_ENV) == "1" and not isinstance(exc, MosaicItError):
             raise

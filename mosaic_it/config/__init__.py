@@ -5,6 +5,7 @@ exactly its own section.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,23 @@ from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with YAML 1.2 floats: `learning_rate: 2e-4` is a number (PyYAML alone reads a string,
+    which strict validation would then refuse)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+               r"|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class Params(BaseModel):
@@ -50,7 +68,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {'.'.join(keys[:depth + 1])} is a value, not a section")
         try:
-            node[keys[-1]] = yaml.safe_load(value)
+            node[keys[-1]] = _yaml(value)
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: value is not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
     return raw
@@ -61,7 +79,7 @@ def read_params_file(path: Path) -> dict[str, Any]:
     if not path.exists() and path == DEFAULT_PARAMS:
         return {}  # outside a project folder: the built-in defaults
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such params file") from None
     except IsADirectoryError:
