@@ -252,3 +252,12 @@ def test_every_data_command_exits_0_1_or_2_without_a_traceback(tmp_path_factory,
         if args[0] == "augment" and code == 0:  # what augment writes, verify passes and stats reads
             assert run_cli("verify", str(samples), "--source", str(data))[0] == 0
             assert run_cli("stats", str(samples), "--out-dir", str(tmp / "st2"))[0] == 0
+
+
+@pytest.mark.parametrize("text,message", [("[1, 2]", "expected a JSON object of metrics"), ("{", "not valid JSON")])
+def test_compare_refuses_metrics_of_the_wrong_shape(tmp_path, text, message):
+    from mosaic_it.evaluate.compare import read_metrics
+
+    (tmp_path / "metrics.json").write_text(text)
+    with pytest.raises(InputFileError, match=message):
+        read_metrics(tmp_path / "metrics.json", True)

@@ -51,6 +51,10 @@ def read_metrics(path: Path, required: bool) -> dict[str, float]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputFileError(path, f"not valid JSON ({exc.msg})", exc.lineno) from None
+    except (UnicodeDecodeError, IsADirectoryError):
+        raise InputFileError(path, "not a UTF-8 JSON file") from None
+    if not isinstance(data, dict):
+        raise InputFileError(path, "expected a JSON object of metrics")
     return {k: float(v) for k, v in _flat(data).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
