@@ -9,12 +9,14 @@ temporaries left by processes that no longer exist.
     with atomic_open(path) as handle: ...          # streamed text or bytes
     with atomic_path(path) as tmp: fig.savefig(tmp)  # a library that wants a file name
     with atomic_dir(folder) as tmp: model.save_pretrained(tmp)  # a whole folder
+    with publish_together(): ...                     # several files, replaced only if all succeed
     write_text(path, text) / write_bytes(path, data)
 Pass fsync=True where losing the file would lose work (checkpoints).
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import secrets
 import shutil
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 TEMP_MARK = ".tmp-"
+# Inside `publish_together`: (temporary, destination) pairs waiting for the block to succeed.
+_PENDING: contextvars.ContextVar[list[tuple[Path, Path]] | None] = contextvars.ContextVar("pending", default=None)
 
 
 def _temp_sibling(path: Path) -> Path:
@@ -102,12 +106,37 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
         if fsync:
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
+        pending = _PENDING.get()
+        if pending is not None:
+            pending.append((tmp, path))
+            return
         os.replace(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
     if fsync:
         fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def publish_together() -> Iterator[None]:
+    """Files written inside (via this module) replace their old versions only when the whole block
+    succeeds, so a stage failing on its third output leaves its first two old ones too."""
+    if _PENDING.get() is not None:  # an enclosing block publishes for us
+        yield
+        return
+    pending: list[tuple[Path, Path]] = []
+    token = _PENDING.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            _remove(tmp)
+        raise
+    finally:
+        _PENDING.reset(token)
+    for tmp, path in pending:
+        os.replace(tmp, path)
 
 
 @contextlib.contextmanager

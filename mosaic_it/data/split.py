@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mosaic_it.atomic import publish_together
 from mosaic_it.config.data import SplitConfig
 from mosaic_it.data.ingest import TEXT_FIELDS, read_records
 from mosaic_it.errors import InputFileError
@@ -85,8 +86,6 @@ def run_split(cfg: SplitConfig) -> SplitReport:
         "heldout": str(out / "heldout.jsonl"),
         "split": str(out / "split.json"),
     }
-    write_jsonl(paths["train"], (records[i] for i in train_ids))
-    write_jsonl(paths["heldout"], (records[i] for i in heldout_ids))
     summary: dict[str, Any] = {
         "input": str(cfg.input),
         "input_sha256": sha256,
@@ -101,6 +100,9 @@ def run_split(cfg: SplitConfig) -> SplitReport:
         "train_ids": train_ids,
         "heldout_ids": heldout_ids,
     }
-    write_json(paths["split"], summary)
+    with publish_together():  # all three files or, on any failure, the previous three
+        write_jsonl(paths["train"], (records[i] for i in train_ids))
+        write_jsonl(paths["heldout"], (records[i] for i in heldout_ids))
+        write_json(paths["split"], summary)
     return SplitReport(str(cfg.input), len(records), len(train_ids), len(heldout_ids), cfg.seed,
                        cfg.heldout_fraction, paths)

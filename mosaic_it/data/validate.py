@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from mosaic_it.atomic import publish_together
 from mosaic_it.config.data import ValidateConfig
 from mosaic_it.data.frame import build_frame
 from mosaic_it.data.gx_run import run_suite
@@ -101,7 +102,9 @@ def run_validation(cfg: ValidateConfig, progress: bool = False) -> ValidationRep
         bar.set_postfix_str("writing")
         verdicts = {r.position: [r.fault] for r in ingest.records if r.fault is not None}
         verdicts.update(outcome.reasons)
-        report = _write_outputs(cfg, ingest.records, verdicts, outcome.observed, ingest.sha256, outcome.data_docs_index)
+        with publish_together():  # all four files or, on any failure, the previous four
+            report = _write_outputs(cfg, ingest.records, verdicts, outcome.observed, ingest.sha256,
+                                    outcome.data_docs_index)
         bar.update()
 
     if report.rejected_fraction > cfg.max_rejected_fraction:
