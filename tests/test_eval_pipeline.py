@@ -13,6 +13,7 @@ from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.evaluate.compare import run_compare
 from mosaic_it.evaluate.run import run_evaluation
 from mosaic_it.jsonl import write_json, write_jsonl
+from mosaic_it.tracking import file_md5
 from mosaic_it.study.report import num
 from test_judge import KEY, JudgeServer
 
@@ -89,7 +90,10 @@ def test_evaluate_two_arms_then_compare_with_a_judge(workspace, repo_root, tiny_
     mlflow.set_tracking_uri(tracking.tracking_uri)
     runs = mlflow.search_runs(experiment_names=["eval-test"], output_format="list")
     by_stage = {(r.data.tags["mosaic_it.stage"], r.data.tags.get("mosaic_it.arm")): r for r in runs}
-    assert by_stage[("evaluate", "baseline")].data.metrics["heldout/loss"] == pytest.approx(metrics["heldout/loss"])
+    evaluated = by_stage[("evaluate:baseline", "baseline")]
+    assert evaluated.info.run_name == "evaluate:baseline"
+    assert evaluated.data.metrics["heldout/loss"] == pytest.approx(metrics["heldout/loss"])
+    assert evaluated.data.params["consumed.heldout_md5"] == file_md5(workspace / "heldout.jsonl")
     assert by_stage[("compare", None)].data.metrics["pairwise/koala/tie"] == 2
     assert all(r.info.status == "FINISHED" for r in runs)
 
