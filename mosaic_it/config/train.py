@@ -40,7 +40,8 @@ class TrainConfig(BaseModel):
     # What is trained.
     method: Literal["lora", "full"] = "lora"
     lora: LoraSettings = Field(default_factory=LoraSettings)
-    gradient_checkpointing: bool = False
+    # auto: on for CUDA when the run would not fit the free memory otherwise; off on CPU.
+    gradient_checkpointing: bool | Literal["auto"] = "auto"
     dtype: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on a GPU that has it, else fp32
     # bf16 also decides the weights: LoRA keeps the frozen base in bf16 (adapters fp32); full
     # fine-tuning keeps fp32 master weights under bf16 autocast (docs/training.md).

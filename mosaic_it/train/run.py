@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,9 @@ from mosaic_it.train.distributed import DistInfo, barrier, init_distributed, shu
 from mosaic_it.train.generate import sample_generations
 from mosaic_it.train.loop import StepLog, train_loop
 from mosaic_it.train.model import autocast_dtype, count_params, load_model, pick_device, save_trained
+from mosaic_it.train.launcher import apply_accelerate
 from mosaic_it.train.optim import make_optimizer, make_scheduler
+from mosaic_it.train.recompute import resolve_recompute
 from mosaic_it.train.outputs import arm_outputs, remember_run, run_to_continue
 
 
@@ -83,6 +86,7 @@ def prepare_checkpoints(root: Path, stamp: str, info: DistInfo) -> None:
 def run_training(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig | None = None,
                  callbacks: Sequence[Callable[[StepLog], None]] = ()) -> TrainResult:
     clock = costs.StageClock()  # the stage's cost starts here, before any loading
+    cfg = apply_accelerate(cfg, os.environ)  # before joining the group: a refusal needs no peers
     info = init_distributed()
     held = contextlib.ExitStack()
     try:
@@ -105,6 +109,8 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
 
     device = pick_device(cfg, info.local_rank)
     amp = autocast_dtype(cfg, device)
+    # From here on the settings are what actually runs (and what config.yaml and MLflow record).
+    cfg = cfg.model_copy(update={"gradient_checkpointing": resolve_recompute(cfg, device, amp)})
     model = load_model(cfg, device, amp)
     n_params = count_params(model)
     flops = costs.flop_model(model, n_params, cfg.method == "full", cfg.gradient_checkpointing)

@@ -1,0 +1,117 @@
+"""`accelerate launch`: its config is honoured where the loop can (processes, bf16, CPU) and refused where not."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from mosaic_it.config.train import TrainConfig
+from mosaic_it.errors import MosaicItError
+from mosaic_it.jsonl import write_jsonl
+from mosaic_it.train.data import load_records
+from mosaic_it.train.launcher import apply_accelerate
+
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+MOSAIC_IT = str(Path(sys.executable).parent / "mosaic-it")
+
+
+def test_outside_accelerate_nothing_changes():
+    cfg = TrainConfig()
+    assert apply_accelerate(cfg, {}) is cfg
+
+
+def test_mixed_precision_and_cpu_decide_dtype_and_device():
+    env = {"ACCELERATE_MIXED_PRECISION": "bf16", "ACCELERATE_USE_CPU": "True", "ACCELERATE_DYNAMO_BACKEND": "NO"}
+    got = apply_accelerate(TrainConfig(), env)
+    assert (got.dtype, got.device) == ("bf16", "cpu")
+    assert apply_accelerate(TrainConfig(dtype="auto"), {"ACCELERATE_MIXED_PRECISION": "no"}).dtype == "fp32"
+    assert apply_accelerate(TrainConfig(dtype="fp32"), {"ACCELERATE_MIXED_PRECISION": "no"}).dtype == "fp32"
+
+
+@pytest.mark.parametrize(("env", "cfg", "message"), [
+    ({"ACCELERATE_USE_DEEPSPEED": "true"}, {}, "accelerate config: distributed_type: DEEPSPEED is not run"),
+    ({"ACCELERATE_USE_FSDP": "true"}, {}, "accelerate config: distributed_type: FSDP is not run"),
+    ({"ACCELERATE_USE_MEGATRON_LM": "true"}, {}, "accelerate config: distributed_type: MEGATRON_LM is not run"),
+    ({"ACCELERATE_MIXED_PRECISION": "fp16"}, {}, "accelerate config: mixed_precision: fp16 needs a loss scaler"),
+    ({"ACCELERATE_MIXED_PRECISION": "fp8"}, {}, "accelerate config: mixed_precision: fp8 needs a loss scaler"),
+    ({"ACCELERATE_DYNAMO_BACKEND": "INDUCTOR"}, {}, "accelerate config: dynamo_backend: INDUCTOR"),
+    ({"ACCELERATE_MIXED_PRECISION": "bf16"}, {"dtype": "fp32"}, "mixed_precision: bf16 contradicts train.dtype=fp32"),
+    ({"ACCELERATE_MIXED_PRECISION": "no"}, {"dtype": "bf16"}, "mixed_precision: no contradicts train.dtype=bf16"),
+    ({"ACCELERATE_USE_CPU": "True"}, {"device": "cuda"}, "use_cpu: true contradicts train.device=cuda"),
+])
+def test_what_the_loop_cannot_do_is_refused_in_one_line(env, cfg, message):
+    with pytest.raises(MosaicItError, match=message) as err:
+        apply_accelerate(TrainConfig(**cfg), env)
+    assert "\n" not in str(err.value)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(tmp_path: Path, repo_root: Path, config: str, overrides: list[str], tiny_llama_dir: Path,
+           sample_data: Path) -> subprocess.CompletedProcess:
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, load_records(sample_data, max_records=8))
+    (tmp_path / "accelerate.yaml").write_text(config, encoding="utf-8")
+    settings = [f"train.model={tiny_llama_dir}", "train.method=full", "train.max_steps=2", "train.batch_size=2",
+                "train.max_length=64", "train.sample_max_new_tokens=0", "train.save_every=0",
+                "train.output_dir=runs/train", "tracking.experiment_name=accelerate", "tracking.log_model=false",
+                *overrides]
+    command = [*ACCELERATE, "--config_file", str(tmp_path / "accelerate.yaml"), "--main_process_port",
+               str(free_port()), MOSAIC_IT, "train", "--params", str(repo_root / "params.yaml"), "--arm", "acc",
+               "--data", str(data), *[a for s in settings for a in ("-S", s)]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+
+
+TWO_PROCESSES_BF16 = """compute_environment: LOCAL_MACHINE
+distributed_type: MULTI_GPU
+num_machines: 1
+num_processes: 2
+mixed_precision: bf16
+"""
+
+
+@pytest.mark.slow
+def test_accelerate_launch_runs_two_processes_under_bf16(tmp_path, repo_root, tiny_llama_dir, sample_data):
+    proc = launch(tmp_path, repo_root, TWO_PROCESSES_BF16, [], tiny_llama_dir, sample_data)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "acc: 2 steps, final loss" in proc.stdout
+    out = tmp_path / "runs" / "train" / "acc"
+    assert "dtype: bf16" in (out / "config.yaml").read_text()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train/steps"] == 2 and metrics["train/final_loss"] == metrics["train/final_loss"]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = mlflow.search_runs(experiment_names=["accelerate"], output_format="list")
+    assert run.data.params["derived.world_size"] == "2" and run.data.params["train.dtype"] == "bf16"
+    # Two processes on one CPU machine are one device to pay for.
+    assert run.data.params["derived.devices"] == "1"
+
+
+FSDP = """compute_environment: LOCAL_MACHINE
+distributed_type: FSDP
+num_machines: 1
+num_processes: 1
+mixed_precision: 'no'
+fsdp_config:
+  fsdp_version: 2
+"""
+
+
+@pytest.mark.slow
+def test_accelerate_launch_with_an_fsdp_config_is_refused(tmp_path, repo_root, tiny_llama_dir, sample_data):
+    proc = launch(tmp_path, repo_root, FSDP, [], tiny_llama_dir, sample_data)
+    assert proc.returncode != 0
+    ours = [line for line in proc.stderr.splitlines() if "accelerate config:" in line]
+    assert len(ours) == 1 and "distributed_type: FSDP is not run by mosaic-it's training loop" in ours[0]
+    assert "mosaic_it" not in proc.stderr.split("accelerate config:")[0]  # no traceback of ours before it
+    assert not (tmp_path / "runs" / "train" / "acc").exists()
