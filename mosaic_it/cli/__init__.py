@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 # Each module defines `register(app)`; adding a stage is adding its name here.
-COMMAND_MODULES = ("data", "mosaic", "train", "evaluate", "study")
+COMMAND_MODULES = ("data", "mosaic", "train", "evaluate", "study", "plan")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"mosaic_it.cli.{_name}").register(app)

@@ -37,6 +37,7 @@ from mosaic_it.train.generate import sample_generations
 from mosaic_it.train.loop import StepLog, train_loop
 from mosaic_it.train.model import autocast_dtype, count_params, load_model, pick_device, save_trained
 from mosaic_it.train.launcher import apply_accelerate
+from mosaic_it.plan.fit import check_fits
 from mosaic_it.train.optim import make_optimizer, make_scheduler
 from mosaic_it.train.recompute import resolve_recompute
 from mosaic_it.train.outputs import arm_outputs, remember_run, run_to_continue
@@ -115,6 +116,7 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
     n_params = count_params(model)
     flops = costs.flop_model(model, n_params, cfg.method == "full", cfg.gradient_checkpointing)
     steps = plan_steps([len(e) for e in examples], cfg.batch_size, cfg.grad_accum, info.world_size, cfg.seed,
+    check_fits(cfg, device.type, amp is not None, info.world_size, device.index or 0)  # before any load
                        cfg.group_by_length, cfg.epochs, cfg.max_steps)
     trained = model
     if info.active:

@@ -1,0 +1,99 @@
+"""Memory plan: parameter counts from config.json, the byte formulas, advice, CLI and pre-flight."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mosaic_it.cli import app
+from mosaic_it.config.train import TrainConfig
+from mosaic_it.errors import MosaicItError
+from mosaic_it.plan.estimate import GIB, Setup, activation_bytes, estimate
+from mosaic_it.plan.fit import cheapest_fit, check_fits, refusal
+from mosaic_it.plan.shape import KNOWN, load_shape, shape_from_config
+
+LLAMA3_8B = shape_from_config(KNOWN["meta-llama/Meta-Llama-3-8B"])
+P_8B = 8_030_261_248  # the published parameter count of Llama-3-8B
+
+
+def test_parameter_counts_of_known_configs():
+    assert LLAMA3_8B.total_params() == P_8B
+    assert shape_from_config(KNOWN["meta-llama/Llama-2-7b-hf"]).total_params() == 6_738_415_616
+    # r=8 on q,k,v,o of 32 layers: q,o are 4096x4096, k,v are 4096x1024 (8 kv heads of 128).
+    assert LLAMA3_8B.lora_params(8, ["q_proj", "k_proj", "v_proj", "o_proj"]) == 32 * 8 * (
+        2 * 8192 + 2 * (4096 + 1024))
+
+
+def test_counts_from_config_json_match_the_loaded_model(tiny_llama_dir):
+    from transformers import AutoModelForCausalLM
+
+    from mosaic_it.train.model import count_params, load_model
+
+    shape = load_shape(str(tiny_llama_dir))
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    assert shape.total_params() == sum(p.numel() for p in model.parameters())
+    lora = load_model(TrainConfig(model=str(tiny_llama_dir), method="lora"), torch.device("cpu"))
+    assert shape.lora_params(8, ["q_proj", "k_proj", "v_proj", "o_proj"]) == count_params(lora)["trainable"]
+
+
+def test_weights_gradients_and_optimizer_bytes_of_an_8b_llama():
+    lora = estimate(LLAMA3_8B, Setup(method="lora", dtype="bf16", device="cpu"))
+    trainable = lora.params_trainable
+    assert lora.weights == 2 * P_8B + 4 * trainable  # bf16 base, fp32 adapters
+    assert (lora.gradients, lora.optimizer) == (4 * trainable, 8 * trainable)
+    full = estimate(LLAMA3_8B, Setup(method="full", dtype="bf16", device="cpu"))
+    assert (full.weights, full.gradients, full.optimizer) == (4 * P_8B, 4 * P_8B, 8 * P_8B)
+    sharded = estimate(LLAMA3_8B, Setup(method="full", dtype="bf16", device="cpu", world_size=8, sharding="fsdp"))
+    assert sharded.weights == 4 * P_8B // 8 and sharded.optimizer == 8 * P_8B // 8
+    replicated = estimate(LLAMA3_8B, Setup(method="full", dtype="bf16", device="cpu", world_size=8))
+    assert replicated.weights == full.weights  # DDP keeps a whole copy per GPU
+    qlora = estimate(LLAMA3_8B, Setup(method="lora", dtype="bf16", quantization="4bit", device="cpu"))
+    assert 5.0 * GIB < qlora.weights < 6.0 * GIB  # NF4 decoder (~3.5 GiB) + bf16 embeddings and head (~2 GiB)
+    assert lora.peak == lora.weights + lora.optimizer + lora.activations  # activations outweigh adapter grads
+
+
+def test_activation_formula_per_layer_and_head():
+    shape = shape_from_config(dict(vocab_size=100, hidden_size=8, intermediate_size=16, num_hidden_layers=3,
+                                   num_attention_heads=2, num_key_value_heads=1))
+    setup = Setup(method="full", dtype="fp32", batch_size=2, max_length=5, device="cpu")
+    layer = 2 * 8 + 3 * 8 + 2 * 4 + 4 * 16  # h=8, q=8, kv=4, i=16 elements per token
+    head = 10 * 100 * 16 + 2 * 8 * 4 * 10  # fp32 logits, log-softmax and their gradients; final norm
+    assert activation_bytes(shape, setup) == 3 * layer * 4 * 10 + head
+    recompute = Setup(method="full", dtype="fp32", batch_size=2, max_length=5, device="cpu",
+                      gradient_checkpointing=True)
+    assert activation_bytes(shape, recompute) == (3 * 8 + layer) * 4 * 10 + head
+
+
+def test_the_cheapest_change_that_fits():
+    lora = Setup(method="lora", dtype="bf16", batch_size=4, max_length=2048, device="cuda")
+    assert estimate(LLAMA3_8B, lora).peak > 80 * GIB
+    assert cheapest_fit(LLAMA3_8B, lora, 80 * GIB, grad_accum=2) == "train.batch_size=2 train.grad_accum=4"
+    full = Setup(method="full", dtype="bf16", batch_size=1, max_length=2048, device="cuda",
+                 gradient_checkpointing=True)
+    assert cheapest_fit(LLAMA3_8B, full, 80 * GIB) == "train.method=lora"
+    assert cheapest_fit(LLAMA3_8B, full, 16 * GIB) == "train.method=lora train.quantization=4bit (QLoRA)"
+    assert cheapest_fit(LLAMA3_8B, full, 1 * GIB) is None
+    line = refusal(LLAMA3_8B, full, estimate(LLAMA3_8B, full), 80 * GIB, 1)
+    assert "\n" not in line and "cheapest change that fits: train.method=lora" in line
+
+
+def test_train_refuses_a_run_that_cannot_fit_before_loading(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text(json.dumps(KNOWN["meta-llama/Meta-Llama-3-8B"]), encoding="utf-8")
+    cfg = TrainConfig(model=str(tmp_path), method="full", batch_size=2, max_length=4096)
+    monkeypatch.setattr("mosaic_it.plan.fit.device_capacity", lambda device, index=0: 64 * GIB)
+    with pytest.raises(MosaicItError, match=r"needs about \d+\.\d GiB per device but 64\.0 GiB") as err:
+        check_fits(cfg, "cpu", False)
+    assert "cheapest change that fits: train.method=lora" in str(err.value)
+
+
+def test_plan_command_prints_the_breakdown_and_exits_1_when_it_does_not_fit(tiny_llama_dir):
+    runner = CliRunner()
+    args = ["plan", "--device", "cpu", "-S", f"train.model={tiny_llama_dir}", "-S", "train.max_length=256"]
+    fits = runner.invoke(app, [*args, "--memory-gib", "8"])
+    assert fits.exit_code == 0, fits.output
+    assert "weights" in fits.output and fits.output.strip().endswith("fits")
+    tight = runner.invoke(app, [*args, "-S", "train.batch_size=64", "--memory-gib", "0.5"])
+    assert tight.exit_code == 1
+    assert "cheapest change that fits: train.batch_size=" in tight.output
