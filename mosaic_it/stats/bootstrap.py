@@ -77,7 +77,8 @@ def paired_bootstrap(num: np.ndarray, den: np.ndarray, n_boot: int, rng_seed: in
         size = min(CHUNK, n_boot - start)
         seed_draw = rng.integers(0, seeds, size=(size, seeds))
         weights = item_weights(rng, size, items)
-        sums = np.einsum("bi,ksi->kbs", weights, stacked)  # (4, replicate, seed)
+        # One matrix product (BLAS) gives every replicate's weighted sums: (4, replicate, seed).
+        sums = (weights @ stacked.reshape(-1, items).T).reshape(size, 4, seeds).transpose(1, 0, 2)
         drawn = np.take_along_axis(sums, seed_draw[None], axis=2)  # the drawn seeds, with repeats
         values = seed_mean(ratios(drawn[:2], drawn[2:]))  # (arm, replicate)
         differences.append(values[1] - values[0])
