@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.common import Overrides, compare_arms, evaluate_trained, parent_run, resolve_params, train_arm
+from flows.common import Overrides, carry_up, compare_arms, evaluate_trained, parent_run, resolve_params, train_arm
 from tasks.data import split, validate
 from tasks.evaluate import compare, evaluate
 from tasks.mosaic import augment
@@ -29,7 +29,9 @@ def compare_flow(params_path: str = "params.yaml", overrides: Overrides = None,
         arms = {params.compare.baseline: records.paths["train"], params.compare.candidate: mosaic.output}
         for arm, data in arms.items():
             trained = train(train_arm(params, arm, data), params.tracking, params.cost, launcher, num_processes)
-            evaluate(evaluate_trained(params, trained.output_dir, arm), params.tracking)
+            carry_up(run, arm, trained.metrics)
+            evaluated = evaluate(evaluate_trained(params, trained.output_dir, arm), params.tracking, params.cost)
+            carry_up(run, arm, evaluated.metrics)
         report = compare(compare_arms(params), params.tracking)
     return {"mlflow_run_id": run.info.run_id if run is not None else None, "report": str(report.report)}
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.common import Overrides, evaluate_trained, parent_run, resolve_params
+from flows.common import Overrides, carry_up, evaluate_trained, parent_run, resolve_params
 from tasks.data import split, validate
 from tasks.evaluate import evaluate
 from tasks.mosaic import augment
@@ -26,7 +26,9 @@ def pipeline(params_path: str = "params.yaml", overrides: Overrides = None,
         split(params.split, params.tracking)
         augment(params.augment, params.tracking)
         trained = train(params.train, params.tracking, params.cost, launcher, num_processes)
-        evaluated = evaluate(evaluate_trained(params, trained.output_dir, trained.arm), params.tracking)
+        carry_up(run, trained.arm, trained.metrics)
+        evaluated = evaluate(evaluate_trained(params, trained.output_dir, trained.arm), params.tracking, params.cost)
+        carry_up(run, trained.arm, evaluated.metrics)
     return {"mlflow_run_id": run.info.run_id if run is not None else None,
             "model_dir": str(trained.model_dir), "metrics": str(evaluated.metrics_path)}
 

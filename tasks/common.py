@@ -4,18 +4,22 @@ Nothing here knows about a particular stage; each task module is a few lines ove
 """
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import mlflow
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from mosaic_it.errors import MosaicItError
+from mosaic_it.hashing import hash_paths
 
 IO_RETRIES = 2
 IO_RETRY_DELAY_S = 2
@@ -25,22 +29,6 @@ def retry_on_io(stage: Any, task_run: Any, state: Any) -> bool:
     """Retry transient I/O failures only: a MosaicItError is the user's to fix, a retry cannot help."""
     exc = state.result(raise_on_failure=False)
     return isinstance(exc, OSError) and not isinstance(exc, MosaicItError)
-
-
-def hash_paths(paths: Iterable[str | Path]) -> str:
-    """Content hash of files and directory trees (relative names included); missing paths hash as absent."""
-    digest = hashlib.sha256()
-    for root in map(Path, paths):
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for path in files:
-            digest.update(str(path).encode())
-            if path.is_file():
-                with path.open("rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
-            else:
-                digest.update(b"<absent>")
-    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,22 +53,59 @@ def content_key(inputs: Callable[[Any], list[str]]) -> Callable[[Any, dict[str, 
     return key
 
 
-def cached_stage(name: str, inputs: Callable[[Any], list[str]], outputs: Callable[[Any], list[str]]):
+@dataclass(frozen=True)
+class StageOutput:
+    """What a cached stage stores: its result, what its output files held when it finished, and
+    the MLflow run that logged it (so a cached report can still link to it)."""
+
+    value: Any
+    output_hashes: dict[str, str]
+    run_id: str | None
+
+
+def output_hashes(paths: list[str]) -> dict[str, str]:
+    return {path: hash_paths([path]) for path in paths}
+
+
+Report = Callable[[Any, Any, "str | None", bool], None]  # (config, result, MLflow run id, cached?)
+
+
+def cached_stage(name: str, inputs: Callable[[Any], list[str]], outputs: Callable[[Any], list[str]],
+                 report: Report | None = None):
     """Decorator: a Prefect task with I/O retries, cached on its config and input content.
 
-    A cached result is only worth reusing while the stage's outputs are on disk, so a call that
-    finds one missing runs the task with `refresh_cache` and stores the fresh result in its place.
-    The Prefect task itself stays reachable as `.task`.
+    A cached result is reused only while the stage's outputs still hold what that run wrote: the
+    result stores their content hashes, and a call that finds an output missing or different (say,
+    overwritten by a run with other parameters) runs the task with `refresh_cache` and stores the
+    fresh result in its place. `report(cfg, result, run_id, cached)` publishes the stage's artifact,
+    for a fresh result and for a reused one alike. Calls return the stage's own result (or, with
+    `return_state=True`, the Prefect state); the Prefect task itself stays reachable as `.task`.
     """
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        stage = task(fn, name=name, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S,
+        @functools.wraps(fn)
+        def produce(cfg: Any, *args: Any, **kwargs: Any) -> StageOutput:
+            value = fn(cfg, *args, **kwargs)
+            done = StageOutput(value, output_hashes(outputs(cfg)), child_run_id(name))
+            if report is not None:
+                report(cfg, value, done.run_id, False)
+            return done
+
+        stage = task(produce, name=name, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S,
                      retry_condition_fn=retry_on_io, cache_key_fn=content_key(inputs), persist_result=True)
+        fresh = stage.with_options(refresh_cache=True)
 
         @functools.wraps(fn)
-        def run(cfg: Any, *args: Any, **kwargs: Any) -> Any:
+        def run(cfg: Any, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
             missing = not all(Path(p).exists() for p in outputs(cfg))
-            return (stage.with_options(refresh_cache=True) if missing else stage)(cfg, *args, **kwargs)
+            state = (fresh if missing else stage)(cfg, *args, return_state=True, **kwargs)
+            if state.name == "Cached":
+                stored: StageOutput = state.result()
+                if stored.output_hashes != output_hashes(outputs(cfg)):
+                    state = fresh(cfg, *args, return_state=True, **kwargs)
+                elif report is not None:
+                    report(cfg, stored.value, stored.run_id, True)
+            return state if return_state else state.result().value
 
         run.task = stage  # type: ignore[attr-defined]
         return run
@@ -126,38 +151,78 @@ def _artifact_key(title: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
 
 
+def readable(value: Any) -> str:
+    """A number as a person reads it: whole numbers with thousands separators, others to 4 digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else readable(value) if isinstance(value, (int, float)) else json.dumps(
+        value, default=str)
     return text.replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(rows: list[dict[str, Any]] | dict[str, Any]) -> str:
-    """Rows as a markdown table; a dict becomes name/value rows."""
+    """Rows as a markdown table; a dict becomes name/value rows; nothing at all becomes ""."""
     if isinstance(rows, dict):
         rows = [{"name": k, "value": v} for k, v in rows.items()]
     if not rows:
-        return "_(empty)_"
+        return ""
     columns = list(dict.fromkeys(k for row in rows for k in row))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def publish(title: str, body: str | list[dict[str, Any]] | dict[str, Any], run_id: str | None = None) -> str:
-    """A Prefect markdown artifact under a link to an MLflow run (default: the active one).
+MAX_EMBEDDED_IMAGE_BYTES = 512 * 1024
 
-    `body` is markdown, a list of rows, or a dict (shown as name/value rows).
+
+def image_markdown(path: Path, artifact_path: str, run_id: str | None) -> str:
+    """An image for an artifact: served by the MLflow tracking server when there is one (the file
+    the run logged as `artifact_path`), else embedded in the artifact itself."""
+    uri = mlflow.get_tracking_uri()
+    if run_id and uri.startswith(("http://", "https://")):
+        return f"![{path.name}]({uri.rstrip('/')}/get-artifact?path={quote(artifact_path)}&run_uuid={run_id})"
+    if path.is_file() and path.stat().st_size <= MAX_EMBEDDED_IMAGE_BYTES:
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f"![{path.name}](data:image/png;base64,{data})"
+    return f"`{path}` (run artifact `{artifact_path}`)"
+
+
+def publish(title: str, body: str | list[dict[str, Any]] | dict[str, Any], run_id: str | None = None,
+            cached: bool = False, images: dict[str, Path] | None = None) -> str:
+    """A Prefect markdown artifact under one link to an MLflow run (default: the active one).
+
+    `body` is markdown, a list of rows, or a dict (shown as name/value rows); empty tables are left
+    out. `images` maps an image's MLflow artifact path to its local file. A `cached` report says
+    that the stage was reused, and links the run that produced the result.
     """
     if not isinstance(body, str):
         body = markdown_table(body)
-    link = mlflow_link(run_id)
-    markdown = f"# {title}\n\n{link}\n\n{body}\n"
-    create_markdown_artifact(markdown=markdown, key=_artifact_key(title), description=link)
+    if run_id is None and not cached and mlflow.active_run() is not None:
+        run_id = mlflow.active_run().info.run_id
+    link = mlflow_link(run_id) if run_id or not cached else "_Produced without an MLflow run (tracking was off)._"
+    note = ("_Cached: settings, inputs and outputs are unchanged since the run above, so this stage did "
+            "not run again._\n\n" if cached else "")
+    pictures = "".join(f"\n\n{image_markdown(Path(p), name, run_id)}" for name, p in (images or {}).items())
+    heading = f"{title} (cached)" if cached else title
+    markdown = f"# {heading}\n\n{link}\n\n{note}{body}{pictures}\n"
+    create_markdown_artifact(markdown=markdown, key=_artifact_key(title), description=heading)
     return markdown
 
 
 def numeric(values: dict[str, Any]) -> dict[str, float]:
     """The top-level numbers of a report, for MLflow metrics."""
     return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def stage_metrics(stage: str, values: dict[str, Any], cfg: Any) -> dict[str, float]:
+    """A report's top-level numbers as `<stage>/<name>` metrics, leaving out the settings it echoes
+    (those are the run's params already)."""
+    return {f"{stage}/{k}": v for k, v in numeric(values).items() if k not in type(cfg).model_fields}

@@ -9,7 +9,7 @@ from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.mosaic.augment import AugmentReport, run_augment
 from mosaic_it.mosaic.stats import run_stats
-from tasks.common import cached_stage, markdown_table, numeric, publish
+from tasks.common import cached_stage, markdown_table, publish, stage_metrics
 from tasks.progress import prefect_progress
 
 
@@ -17,20 +17,28 @@ def _stats_table(stats: dict[str, Any]) -> str:
     shape = {f"{group}/{k}": v for group in ("instructions_per_sample", "tokens_per_sample")
              for k, v in stats.get(group, {}).items() if k != "histogram"}
     rules = [{"strategy:rule": k, "samples": v} for k, v in stats.get("per_rule", {}).items()]
-    return f"{markdown_table({'samples': stats.get('samples', 0), **shape})}\n\n{markdown_table(rules)}"
+    return "\n\n".join(t for t in (markdown_table({"samples": stats.get("samples", 0), **shape}),
+                                    markdown_table(rules)) if t)
+
+
+def _publish_stats(cfg: AugmentConfig, result: tuple[AugmentReport, dict[str, Any]], run_id: str | None,
+                   cached: bool) -> None:
+    report, stats = result
+    plot = Path(cfg.stats_dir) / "stats.png"
+    images = {"stats/stats.png": plot} if plot.exists() else {}
+    publish("Mosaic stats", f"{report.samples} samples from {report.records} records "
+            f"({report.skipped_too_long} too long to fit).\n\n{_stats_table(stats)}", run_id, cached, images)
 
 
 @cached_stage("augment", inputs=lambda c: [c.input],
-              outputs=lambda c: [c.output, str(Path(c.stats_dir) / "stats.json")])
+              outputs=lambda c: [c.output, str(Path(c.stats_dir) / "stats.json")], report=_publish_stats)
 def augment(cfg: AugmentConfig, tracking: TrackingConfig) -> tuple[AugmentReport, dict[str, Any]]:
     with track.stage_run("augment", tracking, params={"augment": cfg.model_dump()}) as run:
         with prefect_progress():
             report = run_augment(cfg)
         stats = run_stats(cfg.output, cfg.stats_dir)
         if run is not None:
-            track.log_metrics(numeric(report.as_dict()))
-            track.log_metrics({f"per_strategy/{k}": v for k, v in report.per_strategy.items()})
+            track.log_metrics(stage_metrics("augment", report.as_dict(), cfg))
+            track.log_metrics({f"augment/per_strategy/{k}": v for k, v in report.per_strategy.items()})
             track.log_artifacts(cfg.stats_dir, "stats")
-        publish("Mosaic stats", f"{report.samples} samples from {report.records} records "
-                f"({report.skipped_too_long} too long to fit).\n\n{_stats_table(stats)}")
     return report, stats

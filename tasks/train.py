@@ -22,7 +22,7 @@ from mosaic_it.config.tracking import CostConfig, TrackingConfig
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.tracking import PARENT_RUN_ENV
 from mosaic_it.train.run import TrainResult, run_training
-from tasks.common import IO_RETRIES, IO_RETRY_DELAY_S, child_run_id, publish, retry_on_io
+from tasks.common import IO_RETRIES, IO_RETRY_DELAY_S, child_run_id, markdown_table, publish, readable, retry_on_io
 from tasks.progress import prefect_progress
 
 Launcher = Literal["inline", "accelerate"]
@@ -71,8 +71,32 @@ def train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig,
     else:
         with prefect_progress():
             result = run_training(cfg, tracking, cost)
-    cost_table = (result.output_dir / "cost.md").read_text(encoding="utf-8")
     steps, loss = int(result.metrics["train/steps"]), result.metrics["train/final_loss"]
-    publish(f"Cost {cfg.arm}", f"{steps} steps, final loss {loss:.4f}; "
-            f"model in `{result.model_dir}`.\n\n{cost_table}", run_id=result.run_id)
+    publish(f"Cost {cfg.arm}", f"{steps} steps, final loss {loss:.4f}; model in `{result.model_dir}`; "
+            f"every cost column in `{result.output_dir / 'cost.csv'}`.\n\n{markdown_table(cost_rows(result.metrics))}",
+            run_id=result.run_id)
     return result
+
+
+def with_unit(key: str, value: float) -> str:
+    """A cost metric as a person reads it, in the unit its name says."""
+    if key.endswith("usd"):
+        return f"${value:,.4f}"
+    if key.endswith("seconds"):
+        return f"{value:,.1f} s"
+    if key.endswith("hours"):
+        return f"{value:,.4f} h"
+    if key.endswith("bytes"):
+        return f"{value / 2**20:,.1f} MiB"
+    if key.endswith(("fraction", "mfu")):
+        return f"{value:.1%}"
+    if "flops" in key:
+        return f"{value:.3g}"
+    return readable(value)
+
+
+def cost_rows(metrics: dict[str, float]) -> list[dict[str, str]]:
+    """Cost, time, throughput and memory as metric/value rows (the wide table stays in cost.csv)."""
+    groups = ("cost", "throughput", "memory", "tokens")
+    keys = sorted((k for k in metrics if k.split("/")[0] in groups), key=lambda k: (groups.index(k.split("/")[0]), k))
+    return [{"metric": k, "value": with_unit(k, metrics[k])} for k in keys]

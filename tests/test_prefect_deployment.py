@@ -17,8 +17,8 @@ from servers import VENV_BIN, background, prefect_server, scratch_repo, tail, ti
 
 POOL = "mosaic-it-local"
 GPU_POOL = "mosaic-it-gpu"  # the `gpu` deployment's pool; only created here, no worker serves it
-STAGE_RUNS = {"validate", "split", "augment", "train:mosaic", "evaluate"}
-ARTIFACTS = {"validation-report", "mosaic-stats", "cost-mosaic", "evaluation-mosaic"}
+STAGE_RUNS = {"validate", "split", "augment", "train:mosaic", "evaluate:mosaic"}
+ARTIFACTS = {"validation-report", "held-out-split", "mosaic-stats", "cost-mosaic", "evaluation-mosaic"}
 
 
 def prefect(repo: Path, env: dict[str, str], *args: str) -> str:
@@ -80,8 +80,12 @@ def test_demo_deployment_completes_and_logs_one_parent_mlflow_run(tmp_path):
     children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert set(children) == STAGE_RUNS
     assert all(r.info.status == "FINISHED" for r in children.values())
-    assert children["train:mosaic"].data.metrics["train/steps"] == 2.0
-    assert "heldout/loss" in children["evaluate"].data.metrics
-    assert children["validate"].info.run_id in by_key["validation-report"]["data"]
-    assert children["evaluate"].info.run_id in by_key["evaluation-mosaic"]["data"]
+    assert children["train:mosaic"].data.params["derived.steps"] == "2"
+    evaluated = children["evaluate:mosaic"]
+    assert evaluated.data.params["consumed.train_run_id"] == children["train:mosaic"].info.run_id
+    # The parent run carries its children's headline numbers, per arm.
+    assert parent.data.metrics["mosaic/heldout/loss"] == evaluated.data.metrics["heldout/loss"]
+    assert parent.data.metrics["mosaic/cost/usd"] == children["train:mosaic"].data.metrics["cost/usd"]
+    for stage, key in (("validate", "validation-report"), ("evaluate:mosaic", "evaluation-mosaic")):
+        assert by_key[key]["data"].count(children[stage].info.run_id) == 1  # one link to its MLflow run
     assert (repo / "runs" / "evaluate" / "mosaic" / "metrics.json").exists()

@@ -61,11 +61,19 @@ def test_compare_flow_trains_both_arms_under_accelerate(prefect_api, repo):
     assert parent.info.run_name == "mosaic-it-compare" and parent.info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.info.run_name for r in children) == sorted(
-        ["validate", "split", "augment", "train:baseline", "train:mosaic", "evaluate", "evaluate", "compare"])
+        ["validate", "split", "augment", "train:baseline", "train:mosaic", "evaluate:baseline", "evaluate:mosaic",
+         "compare"])
     trained = {r.info.run_name: r for r in children if r.info.run_name.startswith("train:")}
     assert {r.data.params["derived.world_size"] for r in trained.values()} == {"2"}
     assert trained["train:mosaic"].data.tags["dataset.mosaic-train.md5"] != trained["train:baseline"].data.tags[
         "dataset.baseline-train.md5"]
+    compared = next(r for r in children if r.info.run_name == "compare")
+    for arm in ("baseline", "mosaic"):
+        assert compared.data.params[f"consumed.{arm}.train_run_id"] == trained[f"train:{arm}"].info.run_id
+        assert compared.data.params[f"consumed.{arm}.train_data_md5"] == trained[f"train:{arm}"].data.params[
+            "derived.data_md5"]
+        assert parent.data.metrics[f"{arm}/heldout/loss"] == next(
+            r for r in children if r.info.run_name == f"evaluate:{arm}").data.metrics["heldout/loss"]
 
 
 @pytest.mark.slow
@@ -113,3 +121,51 @@ def test_a_user_error_fails_at_once_with_its_report_published(prefect_api, repo)
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=["validation-report"]), task_run_id=ArtifactFilterTaskRunId(any_=[task_run.id])))
     assert len(artifacts) == 1 and "1 rejected" in artifacts[0].data
+
+
+@pytest.mark.slow
+def test_a_cached_stage_whose_output_was_overwritten_runs_again_and_training_sees_its_samples(
+        prefect_api, repo, tiny_llama_dir):
+    """The sequence of issue 14: a run with augment.wrap_mode=exp overwrites the samples; back on
+    uniform, augment's cached result no longer matches the file, so augment reruns and training
+    reads (and logs the hash of) the uniform samples again."""
+    from mlflow import MlflowClient
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from mosaic_it.hashing import hash_paths
+    from mosaic_it.tracking import file_md5
+    from tasks.data import split, validate
+    from tasks.mosaic import augment
+    from tasks.train import train
+
+    @flow
+    def augment_then_train(wrap_mode: str, with_training: bool = True):
+        params = resolve_params("params.yaml", {"augment.wrap_mode": wrap_mode})
+        validate(params.validation, params.tracking)
+        split(params.split, params.tracking)
+        state = augment(params.augment, params.tracking, return_state=True)
+        trained = train(params.train, params.tracking, params.cost) if with_training else None
+        return state.name, trained.run_id if trained else None
+
+    samples = repo / "runs" / "augment" / "mosaic.jsonl"
+    assert augment_then_train("uniform")[0] == "Completed"
+    uniform = file_md5(samples)
+    assert augment_then_train("exp")[0] == "Completed"
+    assert file_md5(samples) != uniform
+
+    state, run_id = augment_then_train("uniform")
+    assert state == "Completed" and file_md5(samples) == uniform
+    trained = MlflowClient(tracking_uri="sqlite:///mlflow.db").get_run(run_id)
+    assert trained.data.tags["mosaic_it.data_md5"] == trained.data.params["derived.data_md5"] == uniform
+    assert trained.data.params["derived.base_model"] == str(tiny_llama_dir)
+    assert trained.data.params["derived.base_model_sha256"] == hash_paths([tiny_llama_dir])
+    lineage = json.loads((repo / "runs" / "train" / "mosaic" / "lineage.json").read_text(encoding="utf-8"))
+    assert lineage["run_id"] == run_id and lineage["data_md5"] == uniform
+
+    # Nothing changed since: reused, and its report published again, marked cached.
+    assert augment_then_train("uniform", with_training=False)[0] == "Cached"
+    with get_client(sync_client=True) as client:
+        reports = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mosaic-stats"])))
+    assert len(reports) == 4
+    assert sum("(cached)" in r.data for r in reports) == 1

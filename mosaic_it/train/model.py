@@ -11,6 +11,7 @@ from mosaic_it.atomic import atomic_dir
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import MosaicItError
 from mosaic_it.models.embedded import resolve_model_path
+from mosaic_it.train.recompute import resolve_recompute
 
 
 def pick_device(cfg: TrainConfig, local_rank: int = 0) -> torch.device:
@@ -56,6 +57,7 @@ def load_model(cfg: TrainConfig, device: torch.device, amp: torch.dtype | None =
     quantization = precision.quantization_config(cfg.quantization, device)
     attn = attention.resolve(cfg.attn_implementation)
     extra = {"quantization_config": quantization, "device_map": {"": device}} if quantization else {}
+    recompute = resolve_recompute(cfg, device, amp)  # `auto` is decided before the weights take memory
     try:
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=precision.base_weight_dtype(cfg.method, amp), attn_implementation=attn,
@@ -67,8 +69,8 @@ def load_model(cfg: TrainConfig, device: torch.device, amp: torch.dtype | None =
     if quantization is not None:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
-    if cfg.gradient_checkpointing:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recompute)
+    if recompute:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
