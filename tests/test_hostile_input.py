@@ -261,3 +261,18 @@ def test_compare_refuses_metrics_of_the_wrong_shape(tmp_path, text, message):
     (tmp_path / "metrics.json").write_text(text)
     with pytest.raises(InputFileError, match=message):
         read_metrics(tmp_path / "metrics.json", True)
+
+
+@pytest.mark.slow
+def test_augment_without_a_sample_fails_and_keeps_the_old_output(tmp_path):
+    long = {**GOOD, "output": "word " * 200}
+    (tmp_path / "long.jsonl").write_bytes(jsonl(long, {**long, "instruction": "Another."}))
+    out = tmp_path / "samples.jsonl"
+    out.write_text("previous output\n")
+    code, _, err = run_cli("augment", str(tmp_path / "long.jsonl"), "--output", str(out), "--max-tokens", "16",
+                           "--stats-dir", str(tmp_path / "stats"))
+    assert_one_line_failure(code, err, 2, "no mosaic sample fits augment.max_tokens=16 (each of the 2 records alone exceeds it)")
+    assert out.read_text() == "previous output\n" and sorted(p.name for p in tmp_path.iterdir()) == ["long.jsonl", "samples.jsonl"]
+    (tmp_path / "empty.jsonl").write_text("\n")
+    code, _, err = run_cli("verify", str(tmp_path / "empty.jsonl"), "--source", str(tmp_path / "long.jsonl"))
+    assert_one_line_failure(code, err, 2, "empty.jsonl: holds no mosaic samples")

@@ -150,7 +150,7 @@ def _at_least_one(samples: Iterator[dict], cfg: AugmentConfig, report: AugmentRe
         yield sample
     if not any_sample:
         raise MosaicItError(f"{cfg.input}: no mosaic sample fits augment.max_tokens={cfg.max_tokens} "
-                            f"({report.skipped_too_long} of {report.records} records alone exceed it); nothing written")
+                            f"(each of the {report.records} records alone exceeds it); nothing written")
 
 
 def run_augment(cfg: AugmentConfig, show_progress: bool = True) -> AugmentReport:
