@@ -42,6 +42,7 @@ def tiny_config(model_dir, data, out, **changes) -> TrainConfig:
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_first_losses_are_exact(tmp_path, tiny_llama_dir, data16, method):
     result = run_training(tiny_config(tiny_llama_dir, data16, tmp_path / "out", method=method), NO_TRACKING)
+    assert result.metrics["train/sequences"] == 3 * 4  # 3 steps of batch 4: what pad_to_max cost is derived from
     assert result.losses == pytest.approx(EXPECTED[method], abs=1e-6)
 
 
