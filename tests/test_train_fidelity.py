@@ -96,3 +96,61 @@ def test_stage_time_includes_loading_and_saving_and_is_what_is_priced(tmp_path, 
     for key in ("cost/stage_seconds", "cost/loop_seconds", "cost/usd", "cost/device_hours"):
         assert logged.data.metrics[key] == pytest.approx(m[key]), key
     assert logged.data.params["cost.priced_time"] == "cost/stage_seconds"
+    # gradient_checkpointing=auto ran without recomputation on CPU, and says so.
+    assert logged.data.params["train.gradient_checkpointing"] == "False"
+    assert "gradient_checkpointing: false" in (result.output_dir / "config.yaml").read_text()
+
+
+GIB = 1024 ** 3
+
+
+def test_auto_recomputes_a_7b_lora_run_only_where_its_activations_do_not_fit():
+    import dataclasses
+
+    from mosaic_it.plan.estimate import estimate
+    from mosaic_it.plan.fit import setup_from_config
+    from mosaic_it.plan.shape import load_shape
+    from mosaic_it.train.recompute import needs_recompute
+
+    # Llama-2-7B LoRA at 4 x 2,048 tokens: tens of GiB of activations on top of 12.6 GiB of bf16 weights.
+    cfg = TrainConfig(model="meta-llama/Llama-2-7b-hf", batch_size=4, max_length=2048)
+    assert needs_recompute(cfg, bf16=True, free_bytes=40 * GIB)
+    assert not needs_recompute(cfg, bf16=True, free_bytes=139 * GIB)
+    # The line is the memory plan's peak without recomputation, to the byte.
+    setup = dataclasses.replace(setup_from_config(cfg, "cuda", True), gradient_checkpointing=False)
+    peak = estimate(load_shape(cfg.model), setup).peak
+    assert needs_recompute(cfg, bf16=True, free_bytes=peak - 1)
+    assert not needs_recompute(cfg, bf16=True, free_bytes=peak)
+    # One sample of 512 tokens fits a 40 GB card.
+    small = cfg.model_copy(update={"batch_size": 1, "max_length": 512})
+    assert not needs_recompute(small, bf16=True, free_bytes=40 * GIB)
+
+
+def test_auto_is_off_on_cpu_and_true_false_are_kept(tiny_llama_dir):
+    from mosaic_it.train.recompute import resolve_recompute
+
+    cpu = torch.device("cpu")
+    assert TrainConfig().gradient_checkpointing == "auto"  # the default
+    assert resolve_recompute(TrainConfig(model=str(tiny_llama_dir)), cpu, None) is False
+    assert resolve_recompute(TrainConfig(model=str(tiny_llama_dir), gradient_checkpointing=True), cpu, None) is True
+    assert resolve_recompute(TrainConfig(model=str(tiny_llama_dir), gradient_checkpointing=False), GPU, None) is False
+
+
+def test_auto_on_cuda_asks_the_device_what_is_free(monkeypatch):
+    from mosaic_it.train.recompute import resolve_recompute
+
+    cfg = TrainConfig(model="meta-llama/Llama-2-7b-hf", batch_size=4, max_length=2048)
+    for free, expected in ((30 * GIB, True), (139 * GIB, False)):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, free=free: (free, 141 * GIB))
+        assert resolve_recompute(cfg, GPU, torch.bfloat16) is expected
+
+
+def test_load_model_resolves_auto_itself(tiny_llama_dir):
+    from mosaic_it.train.model import load_model
+
+    def recomputes(model) -> bool:
+        return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+
+    cpu = torch.device("cpu")
+    assert not recomputes(load_model(TrainConfig(model=str(tiny_llama_dir), method="full"), cpu))
+    assert recomputes(load_model(TrainConfig(model=str(tiny_llama_dir), method="full", gradient_checkpointing=True), cpu))
