@@ -165,3 +165,25 @@ def test_a_missing_cell_is_named(study):
     partial[("baseline_equal_tokens", 1)] = cells[("baseline_equal_tokens", 1)]
     with pytest.raises(MosaicItError, match=r"mosaic@seed1"):
         analyze_study(partial, "baseline", "mosaic", root / "partial", n_boot=100)
+
+
+def test_a_damaged_item_file_is_one_line_naming_file_and_line(study, tmp_path):
+    from mosaic_it.errors import InputFileError
+    from mosaic_it.evaluate.items import item_scores
+
+    _, cells, _, _ = study
+    items = tmp_path / "items"
+    items.mkdir()
+    lines = (cells[("mosaic", 0)].eval_dir / "items" / "heldout.jsonl").read_text(encoding="utf-8").splitlines()
+    (items / "heldout.jsonl").write_text("\n".join([lines[0], '{"id": "x", "scores": {"loss": [1, "two"]}}']) + "\n")
+    with pytest.raises(InputFileError) as caught:
+        item_scores(tmp_path)
+    assert str(caught.value).startswith(f"{items / 'heldout.jsonl'}:2: ") and "\n" not in str(caught.value)
+
+
+def test_a_cell_without_item_scores_is_warned_about(study, tmp_path):
+    root, cells, _, _ = study
+    bare = dict(cells)
+    bare[("baseline", 2)] = CellDirs(cells[("baseline", 2)].train_dir, tmp_path / "old-evaluate")
+    summary = json.loads(analyze_study(bare, "baseline", "mosaic", tmp_path / "out", n_boot=100).summary.read_text())
+    assert summary["warnings"][0].startswith("baseline@seed2: no per-item scores")

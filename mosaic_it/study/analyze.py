@@ -103,8 +103,10 @@ def _breakdowns(scores: dict, baseline: str, candidate: str, label: str, **boot)
     return {"mosaic_following": mosaic_rows, "ifeval": ifeval_rows}
 
 
-def _item_warnings(scores: dict) -> list[str]:
-    warnings = []
+def _item_warnings(scores: dict, seeds: Sequence[int]) -> list[str]:
+    warnings = [f"{arm}@seed{seed}: no per-item scores (evaluated before they were written?); rerun "
+                "`mosaic-it evaluate` for this cell" for arm, cells in scores.items()
+                for seed, found in zip(seeds, cells) if not found]
     for metric in ALWAYS_DEFINED:
         sets = {frozenset(s.get(metric, {})) for cells in scores.values() for s in cells}
         if len(sets) > 1:
@@ -152,7 +154,7 @@ def summarize_cells(cells: Mapping[tuple[str, int], CellDirs], baseline: str, ca
         "judge": {"outcomes_per_seed": {str(s): c for s, c in judge_counts.items()}, "per_test_set": judge_rows[1:]},
         "cost": arm_costs(costs, baseline, confidence),
         "breakdowns": _breakdowns(scores, baseline, candidate, label, **boot),
-        "warnings": _item_warnings(scores),
+        "warnings": _item_warnings(scores, seeds),
     }
 
 
