@@ -187,3 +187,9 @@ def test_a_cell_without_item_scores_is_warned_about(study, tmp_path):
     bare[("baseline", 2)] = CellDirs(cells[("baseline", 2)].train_dir, tmp_path / "old-evaluate")
     summary = json.loads(analyze_study(bare, "baseline", "mosaic", tmp_path / "out", n_boot=100).summary.read_text())
     assert summary["warnings"][0].startswith("baseline@seed2: no per-item scores")
+
+
+def test_headline_rows_carry_flat_interval_bounds_for_mlflow(study):
+    _, _, _, result = study
+    for entry in result.headline:
+        assert (entry["ci_low"], entry["ci_high"]) == tuple(entry["ci"])

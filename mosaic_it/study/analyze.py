@@ -63,7 +63,8 @@ def row(comparison: MetricComparison, seeds: Sequence[Mapping[str, ItemScores]],
     cells = [s[comparison.metric] for s in seeds if comparison.metric in s]
     weights = [sum(d for _, d in c.values()) for c in cells]
     per_cell = [sum(1 for _, d in c.values() if d > 0) for c in cells]
-    return {**comparison.as_dict(), "label": label, "item_unit": item, "weight_unit": weight,
+    low, high = comparison.ci if comparison.ci else (None, None)
+    return {**comparison.as_dict(), "ci_low": low, "ci_high": high, "label": label, "item_unit": item, "weight_unit": weight,
             "weight_per_cell": sum(weights) / len(weights) if weights and weight else None,
             "min_items_per_cell": min(per_cell) if per_cell else 0}
 
