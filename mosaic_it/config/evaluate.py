@@ -52,6 +52,10 @@ class EvaluateConfig(BaseModel):
     heldout_limit: int | None = Field(200, ge=1)  # null: every held-out record
     heldout_max_tokens: int = Field(1024, ge=16)
     mosaic_per_rule: int = Field(4, ge=1)
+    # hf: transformers generate; vllm: continuous batching on CUDA (extra); auto: vllm when both exist.
+    backend: Literal["hf", "vllm", "auto"] = "auto"
+    vllm_memory_fraction: float = Field(0.5, gt=0.0, le=0.95)  # of the GPU; the HF model shares it
+    attn_implementation: Literal["sdpa", "flash_attention_2", "eager"] = "sdpa"  # as train's
     mosaic_max_instructions: int = Field(4, ge=2)
     mosaic_max_new_tokens: int = Field(512, ge=1)  # a mosaic answer holds several responses
     ifeval_path: str = "data/eval/ifeval_input_data.jsonl"

@@ -9,7 +9,8 @@ from typing import Any
 
 from mosaic_it.config.evaluate import EvaluateConfig
 from mosaic_it.errors import InputFileError
-from mosaic_it.evaluate.generate import generate
+from mosaic_it.evaluate.backend import Generator, hf_generator
+from mosaic_it.evaluate.generation_cache import with_generation_cache
 
 Metrics = dict[str, float]
 
@@ -21,12 +22,17 @@ class EvalContext:
     tokenizer: Any
     out_dir: Path  # <output_dir>/<arm>/
     artifacts: list[Path] = field(default_factory=list)  # files to log with the run
+    generator: Generator | None = None  # the backend's prompts -> texts (evaluate/backend.py); None: HF
+    _cached_generator: Generator | None = field(default=None, init=False, repr=False)
 
     def generate(self, prompts: Sequence[str], desc: str, max_new_tokens: int | None = None) -> list[str]:
         gen = self.cfg.generation
         if max_new_tokens is not None:
             gen = gen.model_copy(update={"max_new_tokens": max_new_tokens})
-        return generate(self.model, self.tokenizer, prompts, gen, desc, self.cfg.seed, self.cfg.prompt_format)
+        if self._cached_generator is None:
+            backend = self.generator or hf_generator(self.model, self.tokenizer, self.cfg.seed, self.cfg.prompt_format)
+            self._cached_generator = with_generation_cache(backend, self.cfg, self.model, self.tokenizer)
+        return self._cached_generator(prompts, gen, desc)
 
     def path(self, *parts: str) -> Path:
         target = self.out_dir.joinpath(*parts)

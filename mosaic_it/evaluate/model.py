@@ -37,25 +37,34 @@ def _load_tokenizer(*candidates: str) -> Any:
     return tokenizer
 
 
-def load_model(name: str | None, device: str = "auto") -> tuple[Any, Any]:
-    """Return (model in eval mode on `device`, tokenizer); adapters are merged into their base."""
-    from transformers import AutoModelForCausalLM
-
+def model_dir(name: str | None) -> Path:
+    """The folder holding the weights (or adapter) of a model name or training output directory."""
     path = Path(resolve_model_path(name))
     if (path / "model").is_dir() and not (path / "config.json").exists():
         path = path / "model"  # a training output directory: runs/train/<arm>/model/
     if not path.is_dir():
         raise MosaicItError(f"model directory {path} does not exist (train the arm first)")
+    return path
+
+
+def load_model(name: str | None, device: str = "auto", attn_implementation: str = "sdpa") -> tuple[Any, Any]:
+    """Return (model in eval mode on `device`, tokenizer); adapters are merged into their base."""
+    from transformers import AutoModelForCausalLM
+
+    from mosaic_it.train import attention
+
+    path = model_dir(name)
+    attn = attention.resolve(attn_implementation)
     try:
         if (path / "adapter_config.json").exists():
             from peft import PeftModel
 
             base = _base_of_adapter(path)
-            model = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
+            model = AutoModelForCausalLM.from_pretrained(base, dtype="auto", attn_implementation=attn)
             model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
             tokenizer = _load_tokenizer(str(path), base)
         else:
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype="auto")
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype="auto", attn_implementation=attn)
             tokenizer = _load_tokenizer(str(path))
     except (OSError, ValueError) as exc:
         raise MosaicItError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mosaic_it.config.evaluate import EvaluateConfig
 from mosaic_it.config.tracking import CostConfig, TrackingConfig
+from mosaic_it.evaluate.backend import make_generator
 from mosaic_it.evaluate.context import EvalContext
 from mosaic_it.evaluate.model import load_model
 from mosaic_it.evaluate.plots import bar_chart
@@ -32,8 +33,8 @@ class EvalResult:
 
 
 def _evaluate(cfg: EvaluateConfig, out_dir: Path) -> tuple[dict[str, float], list[Path]]:
-    model, tokenizer = load_model(cfg.model, cfg.device)
-    ctx = EvalContext(cfg, model, tokenizer, out_dir)
+    model, tokenizer = load_model(cfg.model, cfg.device, cfg.attn_implementation)
+    ctx = EvalContext(cfg, model, tokenizer, out_dir, generator=make_generator(cfg, model, tokenizer))
     metrics: dict[str, float] = {}
     for name in dict.fromkeys(cfg.evals):
         started = time.perf_counter()
