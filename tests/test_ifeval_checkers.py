@@ -6,7 +6,7 @@ import json
 import pytest
 
 from mosaic_it.evaluate.ifeval.checkers import CHECKERS
-from mosaic_it.evaluate.ifeval.score import aggregate, follows, load_prompts, loose_variants, score_response
+from mosaic_it.evaluate.ifeval.score import aggregate, follows, load_prompts, loose_variants, prompt_items, score_response
 from mosaic_it.evaluate.ifeval.text import count_sentences, count_words
 
 ENGLISH = "the quick brown fox jumps over the lazy dog while the farmer watches from the old barn"
@@ -87,6 +87,11 @@ def test_aggregate_prompt_and_instruction_levels():
     assert metrics["prompt_strict"] == 0.5
     assert metrics["instruction_strict"] == pytest.approx(2 / 3)
     assert metrics["strict/punctuation:no_comma"] == 0.5
+    # Per-prompt items: ids from the IFEval key (or the position), a repeated key kept apart.
+    rows[0]["key"] = rows[1]["key"] = 7
+    items = prompt_items(rows, scores)
+    assert [item for item, _ in items] == ["7", "7#1"]
+    assert items[0][1]["instruction_strict"] == (2.0, 2.0) and items[1][1]["strict/punctuation:no_comma"] == (0.0, 1.0)
 
 
 def test_shipped_ifeval_data_is_complete_and_checkable(repo_root, shared_data):

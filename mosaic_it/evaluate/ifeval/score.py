@@ -56,6 +56,7 @@ def score_response(row: Mapping[str, Any], response: str) -> dict[str, list[bool
 def prompt_items(rows: Sequence[Mapping[str, Any]], scores: Iterable[Mapping[str, list[bool]]]) -> list[ItemRow]:
     """One item per prompt, id = its IFEval key; instruction-level metrics count instructions."""
     result: list[ItemRow] = []
+    seen: set[str] = set()
     for index, (row, score) in enumerate(zip(rows, scores)):
         values: dict[str, tuple[float, float]] = {}
         for mode in ("strict", "loose"):
@@ -66,8 +67,10 @@ def prompt_items(rows: Sequence[Mapping[str, Any]], scores: Iterable[Mapping[str
             for instruction_id, ok in zip(row["instruction_id_list"], oks):
                 per_id[instruction_id].append(ok)
             values.update({f"{mode}/{i}": (float(sum(v)), float(len(v))) for i, v in sorted(per_id.items())})
-        key = row.get("key")
-        result.append((str(key) if key is not None else f"#{index}", values))
+        key = str(row["key"]) if row.get("key") is not None else f"#{index}"
+        key = key if key not in seen else f"{key}#{index}"  # a repeated key must not merge two prompts
+        seen.add(key)
+        result.append((key, values))
     return result
 
 
