@@ -65,6 +65,16 @@ class EvaluateConfig(BaseModel):
     pairwise_limit: int | None = Field(None, ge=1)  # prompts per test set; null: all
 
 
+class PromoteConfig(BaseModel):
+    """After compare: an alias on the registered version of the arm that wins on one metric."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str | None = None  # e.g. "candidate"; null: set no alias
+    metric: str = "heldout/loss"
+    higher_is_better: bool = False
+
+
 class CompareConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,3 +84,4 @@ class CompareConfig(BaseModel):
     train_dir: str = "runs/train"  # cost metrics: <train_dir>/<arm>/metrics.json
     output_dir: str = "runs/compare"
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    promote: PromoteConfig = Field(default_factory=PromoteConfig)

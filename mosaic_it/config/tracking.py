@@ -30,7 +30,9 @@ class TrackingConfig(BaseModel):
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment_name: str = "mosaic-it"
     artifact_location: str | None = None  # None: MLflow's default for a new experiment
-    log_model: bool = True  # upload the adapter / full model as run artifacts
+    log_model: bool = True  # log each trained arm as an MLflow model (pyfunc) in its train run
+    register_as: str | None = "mosaic-it-{arm}"  # registered model per arm; null: log, do not register
+    system_metrics: bool = False  # MLflow system metrics (CPU/GPU use, memory) for train and evaluate runs
 
 
 class CostConfig(BaseModel):
