@@ -111,8 +111,10 @@ def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
             pending.append((tmp, path))
             return
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         _remove(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write (a full disk) names the output, as other OSErrors do
         raise
     if fsync:
         fsync_dir(path.parent)

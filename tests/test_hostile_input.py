@@ -276,3 +276,20 @@ def test_augment_without_a_sample_fails_and_keeps_the_old_output(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     code, _, err = run_cli("verify", str(tmp_path / "empty.jsonl"), "--source", str(tmp_path / "long.jsonl"))
     assert_one_line_failure(code, err, 2, "empty.jsonl: holds no mosaic samples")
+
+
+def test_a_full_disk_is_one_line_naming_the_output(tmp_path):
+    import os
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        (tmp_path / "big.jsonl").write_bytes(jsonl(*({**GOOD, "output": f"{i} " + "x" * 200} for i in range(600))))
+        code, _, err = run_cli("split", str(tmp_path / "big.jsonl"), "-o", str(disk / "split"))
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+    assert_one_line_failure(code, err, 1, f"error: {disk / 'split'}/", ": No space left on device")
