@@ -97,3 +97,18 @@ def test_plan_command_prints_the_breakdown_and_exits_1_when_it_does_not_fit(tiny
     tight = runner.invoke(app, [*args, "-S", "train.batch_size=64", "--memory-gib", "0.5"])
     assert tight.exit_code == 1
     assert "cheapest change that fits: train.batch_size=" in tight.output
+
+
+def test_the_paper_parameter_set_loads_and_its_lora_run_fits_one_80gb_gpu(repo_root):
+    import dataclasses
+
+    from mosaic_it.config import load_params
+    from mosaic_it.plan.fit import setup_from_config
+
+    params = load_params(repo_root / "params" / "paper.yaml", [])
+    assert (params.study.baseline_epochs, params.study.mosaic_epochs, params.augment.max_tokens) == (3, 4, 2048)
+    setup = setup_from_config(params.train, "cuda", bf16=True)
+    shape = load_shape(params.train.model)
+    assert shape.total_params() == P_8B
+    assert estimate(shape, setup).peak > 80 * GIB  # so gradient_checkpointing=auto turns it on ...
+    assert 40 * GIB < estimate(shape, dataclasses.replace(setup, gradient_checkpointing=True)).peak < 80 * GIB

@@ -1,7 +1,8 @@
 """`mosaic-it plan`: per-device memory of the train section's configuration, before launching it."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import dataclasses
+from typing import Annotated
 
 import typer
 
@@ -31,12 +32,15 @@ def register(app: typer.Typer) -> None:
         bf16 = device == "cuda" and cfg.dtype != "fp32" or cfg.dtype == "bf16"
         setup = setup_from_config(cfg, device, bf16, world_size, sharding)
         shape = load_shape(cfg.model)
-        result = estimate(shape, setup)
         capacity = int(memory_gib * GIB) if memory_gib is not None else device_capacity(device)
+        if cfg.gradient_checkpointing == "auto":  # as train resolves it: on only when needed (CUDA)
+            needed = device == "cuda" and estimate(shape, setup).peak > capacity
+            setup = dataclasses.replace(setup, gradient_checkpointing=needed)
+        result = estimate(shape, setup)
         typer.echo(f"model {cfg.model or 'embedded'}: {result.params_total / 1e9:.3f} B parameters, "
                    f"{result.params_trainable / 1e6:.2f} M trainable ({cfg.method}, {setup.dtype}, "
                    f"quantization {cfg.quantization}); micro-batch {cfg.batch_size} x {cfg.max_length} tokens, "
-                   f"gradient checkpointing {'on' if cfg.gradient_checkpointing else 'off'}, "
+                   f"gradient checkpointing {'on' if setup.gradient_checkpointing else 'off'}, "
                    f"{world_size} x {device}, sharding {sharding}")
         for name in ("weights", "gradients", "optimizer", "activations", "overhead", "peak"):
             typer.echo(f"  {name:<12}{result.as_dict()[name] / GIB:9.2f} GiB")

@@ -14,7 +14,8 @@ def setup_from_config(cfg: TrainConfig, device: str, bf16: bool, world_size: int
                       sharding: str = "none") -> Setup:
     return Setup(method=cfg.method, dtype="bf16" if bf16 else "fp32", quantization=cfg.quantization,
                  batch_size=cfg.batch_size, max_length=cfg.max_length,
-                 gradient_checkpointing=cfg.gradient_checkpointing, world_size=world_size, sharding=sharding,
+                 gradient_checkpointing=cfg.gradient_checkpointing is True,  # auto: resolved by the caller
+                 world_size=world_size, sharding=sharding,
                  lora_r=cfg.lora.r, lora_targets=tuple(cfg.lora.target_modules), lora_dropout=cfg.lora.dropout,
                  attention=cfg.attn_implementation, device=device)
 
@@ -35,7 +36,8 @@ def alternatives(setup: Setup, grad_accum: int) -> list[tuple[str, Setup]]:
     if setup.method == "full":
         out.append(("train.method=lora", dataclasses.replace(setup, method="lora")))
     if setup.device == "cuda" and setup.quantization == "none":
-        out.append(("train.method=lora train.quantization=4bit (QLoRA)",
+        qlora = "train.quantization=4bit" if setup.method == "lora" else "train.method=lora train.quantization=4bit"
+        out.append((f"{qlora} (QLoRA)",
                     dataclasses.replace(setup, method="lora", quantization="4bit")))
     return out
 
