@@ -18,6 +18,9 @@ class GenerationConfig(BaseModel):
     temperature: float = Field(0.0, ge=0.0)  # 0: greedy decoding
     batch_size: int = Field(8, ge=1)
     max_prompt_tokens: int = Field(1536, ge=8)  # longer prompts keep their end (the question)
+    # Answers kept per (model weights, rendered prompt, settings): a rerun or resumed study never
+    # generates one twice (evaluate/generation_cache.py). null: no cache.
+    cache_dir: str | None = "runs/cache/generations"
 
 
 class JudgeConfig(BaseModel):

@@ -1,0 +1,120 @@
+"""Generations kept on disk, so that a rerun or a resumed study never generates the same answer twice.
+
+One append-only JSON Lines file per model, `<cache_dir>/<fingerprint>.jsonl`, named by a hash of
+the model's weights and config. Each line holds the hash of what decides the answer (the exact
+rendered prompt, the generation settings, the prompt format, the backend) and the answer. Lines
+are appended after every chunk of prompts, so a killed run keeps what it finished. The file is
+untrusted: a line that is not a well-formed entry (a torn last line, an edit) is ignored, and
+the answer is generated again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mosaic_it.config.evaluate import GenerationConfig
+from mosaic_it.evaluate.backend import Generator
+
+# Prompts generated between two appends to the cache file.
+APPEND_EVERY = 64
+KEY_HEX = 64
+
+
+def model_fingerprint(model: Any, tokenizer: Any) -> str:
+    """sha256 of the loaded weights (every parameter and buffer, by name, dtype and shape) and of
+    the model config and tokenizer vocabulary: a retrained, merged or re-quantized model differs."""
+    import torch
+
+    digest = hashlib.sha256()
+    digest.update(model.config.to_json_string(use_diff=False).encode())
+    digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    with torch.no_grad():
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def entry_key(rendered_prompt: str, gen: GenerationConfig, prompt_format: str, backend: str, seed: int) -> str:
+    """What decides an answer. The seed and batch size matter only when sampling."""
+    settings: dict[str, Any] = {"max_new_tokens": gen.max_new_tokens, "temperature": gen.temperature,
+                                "max_prompt_tokens": gen.max_prompt_tokens, "prompt_format": prompt_format,
+                                "backend": backend}
+    if gen.temperature > 0:
+        settings.update(seed=seed, batch_size=gen.batch_size)
+    text = json.dumps([rendered_prompt, settings], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class GenerationCache:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.entries = self._read()
+
+    def _read(self) -> dict[str, str]:
+        entries: dict[str, str] = {}
+        if not self.path.is_file():
+            return entries
+        with self.path.open("rb") as handle:
+            for raw in handle:
+                try:
+                    row = json.loads(raw)
+                except (ValueError, RecursionError):
+                    continue
+                if (isinstance(row, dict) and isinstance(row.get("key"), str) and len(row["key"]) == KEY_HEX
+                        and isinstance(row.get("text"), str)):
+                    entries[row["key"]] = row["text"]
+        return entries
+
+    def add(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Append entries with one write to a file opened for appending, so that concurrent
+        writers never interleave within a line."""
+        if not pairs:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = "".join(json.dumps({"key": k, "text": t}, ensure_ascii=False) + "\n" for k, t in pairs)
+        # O_NOFOLLOW: a symlink planted at the cache path is refused, never written through.
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(descriptor, payload.encode("utf-8"))
+        finally:
+            os.close(descriptor)
+        self.entries.update(pairs)
+
+
+def cached(generator: Generator, cache: GenerationCache, render: Callable[[str], str], prompt_format: str,
+           backend: str, seed: int) -> Generator:
+    """`generator` behind the cache: only prompts without an entry reach it, in their given order,
+    a chunk at a time, and each chunk's answers are appended before the next chunk starts."""
+
+    def run(prompts: Sequence[str], gen: GenerationConfig, desc: str) -> list[str]:
+        keys = [entry_key(render(p), gen, prompt_format, backend, seed) for p in prompts]
+        missing: dict[str, str] = {}
+        for prompt, key in zip(prompts, keys):
+            if key not in cache.entries:
+                missing.setdefault(key, prompt)
+        todo = list(missing.items())
+        for start in range(0, len(todo), APPEND_EVERY):
+            chunk = todo[start : start + APPEND_EVERY]
+            answers = generator([prompt for _, prompt in chunk], gen, desc)
+            cache.add([(key, answer) for (key, _), answer in zip(chunk, answers)])
+        return [cache.entries[key] for key in keys]
+
+    return run
+
+
+def with_generation_cache(generator: Generator, cfg: Any, model: Any, tokenizer: Any) -> Generator:
+    """The evaluate section's generator behind `<generation.cache_dir>/<fingerprint>.jsonl`, or
+    unchanged when the cache is off (`evaluate.generation.cache_dir: null`)."""
+    if cfg.generation.cache_dir is None:
+        return generator
+    from mosaic_it.evaluate.backend import pick_backend
+    from mosaic_it.train.data import render_prompt
+
+    cache = GenerationCache(Path(cfg.generation.cache_dir) / f"{model_fingerprint(model, tokenizer)}.jsonl")
+    return cached(generator, cache, lambda p: render_prompt(p, tokenizer, cfg.prompt_format), cfg.prompt_format,
+                  pick_backend(cfg.backend, cfg.device), cfg.seed)

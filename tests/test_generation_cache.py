@@ -1,0 +1,111 @@
+"""The on-disk generation cache: a rerun asks the model nothing; a changed setting or model misses."""
+from __future__ import annotations
+
+import pytest
+
+from mosaic_it.config.evaluate import EvaluateConfig, GenerationConfig
+from mosaic_it.evaluate.backend import hf_generator
+from mosaic_it.evaluate.context import EvalContext
+from mosaic_it.evaluate.generation_cache import GenerationCache, cached, model_fingerprint
+
+PROMPTS = ["Name a colour.", "Count to three.", "Say hi.", "Name a colour.", "What is rain?"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llama_dir):
+    from mosaic_it.evaluate.model import load_model
+
+    return load_model(str(tiny_llama_dir), "cpu")
+
+
+class Counting:
+    """The real HF generator, counting the prompts that reach it."""
+
+    def __init__(self, model, tokenizer):
+        self.inner = hf_generator(model, tokenizer, 0, "chat_template")
+        self.prompts: list[str] = []
+
+    def __call__(self, prompts, gen, desc):
+        self.prompts += list(prompts)
+        return self.inner(prompts, gen, desc)
+
+
+def behind_cache(tiny, path, counting):
+    model, tokenizer = tiny
+    render = lambda p: tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False)  # noqa: E731
+    return cached(counting, GenerationCache(path), render, "chat_template", "hf", 0)
+
+
+def test_a_rerun_reads_every_answer_from_disk(tiny, tmp_path):
+    gen = GenerationConfig(max_new_tokens=6, batch_size=2)
+    path = tmp_path / "cache.jsonl"
+    first = Counting(*tiny)
+    answers = behind_cache(tiny, path, first)(PROMPTS, gen, "t")
+    assert first.prompts == ["Name a colour.", "Count to three.", "Say hi.", "What is rain?"]  # duplicate asked once
+    assert answers == first.inner(PROMPTS, gen, "t")  # the cache returns what the model says
+    again = Counting(*tiny)
+    assert behind_cache(tiny, path, again)(PROMPTS, gen, "t") == answers
+    assert again.prompts == []
+    assert len(path.read_text().splitlines()) == 4
+
+
+def test_a_changed_setting_misses_and_only_new_prompts_are_generated(tiny, tmp_path):
+    path = tmp_path / "cache.jsonl"
+    behind_cache(tiny, path, Counting(*tiny))(PROMPTS[:2], GenerationConfig(max_new_tokens=6), "t")
+    longer = Counting(*tiny)
+    behind_cache(tiny, path, longer)(PROMPTS[:2], GenerationConfig(max_new_tokens=7), "t")
+    assert longer.prompts == PROMPTS[:2]
+    batch = Counting(*tiny)  # batch size does not change greedy answers, so it is not part of the key
+    behind_cache(tiny, path, batch)(PROMPTS, GenerationConfig(max_new_tokens=6, batch_size=3), "t")
+    assert batch.prompts == ["Say hi.", "What is rain?"]
+
+
+def test_a_torn_or_foreign_line_is_ignored_and_regenerated(tiny, tmp_path):
+    path = tmp_path / "cache.jsonl"
+    gen = GenerationConfig(max_new_tokens=5)
+    answers = behind_cache(tiny, path, Counting(*tiny))(PROMPTS[:3], gen, "t")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], '{"key": "short", "text": "x"}', "[1, 2]", lines[2][:-5]]) + "\n")
+    again = Counting(*tiny)
+    assert behind_cache(tiny, path, again)(PROMPTS[:3], gen, "t") == answers
+    assert again.prompts == [PROMPTS[1], PROMPTS[2]]
+
+
+def test_a_symlinked_cache_file_is_refused(tiny, tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("")
+    (tmp_path / "cache.jsonl").symlink_to(target)
+    with pytest.raises(OSError):
+        behind_cache(tiny, tmp_path / "cache.jsonl", Counting(*tiny))(PROMPTS[:1], GenerationConfig(max_new_tokens=3), "t")
+    assert target.read_text() == ""
+
+
+def test_another_model_has_another_fingerprint(tiny):
+    import torch
+
+    model, tokenizer = tiny
+    before = model_fingerprint(model, tokenizer)
+    assert model_fingerprint(model, tokenizer) == before
+    weight = next(model.parameters())
+    with torch.no_grad():
+        weight[0, 0] += 1.0
+        changed = model_fingerprint(model, tokenizer)
+        weight[0, 0] -= 1.0
+    assert changed != before
+
+
+def test_eval_context_uses_the_configured_cache_and_none_disables_it(tiny, tmp_path):
+    model, tokenizer = tiny
+    gen = {"max_new_tokens": 4, "cache_dir": str(tmp_path / "gens")}
+    cfg = EvaluateConfig(backend="hf", device="cpu", generation=gen)
+    counting = Counting(model, tokenizer)
+    answers = EvalContext(cfg, model, tokenizer, tmp_path, generator=counting).generate(PROMPTS, "t")
+    files = list((tmp_path / "gens").iterdir())
+    assert [f.name for f in files] == [f"{model_fingerprint(model, tokenizer)}.jsonl"]
+    rerun = Counting(model, tokenizer)
+    assert EvalContext(cfg, model, tokenizer, tmp_path, generator=rerun).generate(PROMPTS, "t") == answers
+    assert rerun.prompts == []
+    off = Counting(model, tokenizer)
+    no_cache = cfg.model_copy(update={"generation": cfg.generation.model_copy(update={"cache_dir": None})})
+    assert EvalContext(no_cache, model, tokenizer, tmp_path, generator=off).generate(PROMPTS, "t") == answers
+    assert off.prompts == PROMPTS
