@@ -130,3 +130,19 @@ def test_old_checkpoints_are_pruned_and_no_staging_folder_remains(tmp_path):
         _save(tmp_path, step, model, optimizer, scheduler, keep=2)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step-2", "step-3"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-2", "step-3"]
+
+
+def test_a_checkpoint_symlink_out_of_the_folder_is_never_deleted_or_written_through(tmp_path):
+    from mosaic_it.errors import MosaicItError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    (root / "step-1").symlink_to(outside, target_is_directory=True)
+    model, optimizer, scheduler = _setup()
+    assert list_checkpoints(root) == []  # never resumed from, never pruned
+    with pytest.raises(MosaicItError, match="resolves outside the output folder"):
+        _save(root, 1, model, optimizer, scheduler)
+    assert [p.name for p in outside.iterdir()] == ["keep.txt"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mosaic_it.atomic import fsync_dir
+from mosaic_it.paths import remove_within
 from mosaic_it.train.distributed import DistInfo, barrier
 
 PREFIX = "step-"
@@ -78,7 +78,7 @@ def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, scheduler
     final = root / f"{PREFIX}{step}"
     staging = root / f".{PREFIX}{step}.partial"
     if info.is_main:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_within(staging, root)  # a leftover of a killed save
         staging.mkdir(parents=True)
     barrier(info)
     _save(rng_state(), staging / f"rng-{info.rank}.pt")
@@ -90,11 +90,11 @@ def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, scheduler
     barrier(info)
     if info.is_main:
         fsync_dir(staging)
-        shutil.rmtree(final, ignore_errors=True)
+        remove_within(final, root)
         staging.rename(final)  # atomic: a kill leaves either the old checkpoints or the new one
         fsync_dir(root)
         for old in list_checkpoints(root)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_within(old, root)
     barrier(info)
     return final
 
