@@ -294,3 +294,28 @@ def test_a_full_disk_is_one_line_naming_the_output(tmp_path):
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=True)
     assert_one_line_failure(code, err, 1, f"error: {disk / 'split'}/", ": No space left on device")
+
+
+@pytest.mark.slow
+def test_a_real_sigint_stops_with_one_line_and_exit_130(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(jsonl(*({**GOOD, "output": f"Answer number {i}."} for i in range(40000))))
+    proc = subprocess.Popen([sys.executable, "-c", "from mosaic_it.cli import main; main()", "validate", str(big),
+                             "-o", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = ""
+    while "validate" not in seen and proc.poll() is None:  # the command has started its work
+        seen += proc.stderr.read(1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    err = seen + proc.stderr.read()
+    assert proc.wait(60) == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("interrupted: `mosaic-it validate` stopped before it finished")
+    assert not (tmp_path / "out" / "valid.jsonl").exists()  # nothing half-written
