@@ -47,10 +47,11 @@ def write_cell(root, arm, seed, rng):
                                       for k, t in enumerate(tokens)])
     write_json(eval_dir / "metrics.json", {"cost/eval_device_seconds": 30.0 + seed})
     steps = {"baseline": 30, "mosaic": 10, "baseline_equal_tokens": 40}[arm]
+    loop, stage = steps * (6.0 + seed), steps * (6.0 + seed) + 20.0  # 20 s of loading and saving
     write_json(train_dir / "metrics.json", {
         "train/steps": steps, "train/sequences": steps * 8, "tokens/real": steps * 1000.0, "tokens/padded": steps * 1200.0,
-        "cost/wall_seconds": steps * (6.0 + seed), "cost/device_hours": steps * (6.0 + seed) / 3600,
-        "cost/usd": steps * (6.0 + seed) / 3600 * 2.0, "cost/some_new_key": 1.0})
+        "cost/stage_seconds": stage, "cost/wall_seconds": stage, "cost/loop_seconds": loop,
+        "cost/device_hours": stage / 3600, "cost/usd": stage / 3600 * 2.0, "cost/some_new_key": 1.0})
     (train_dir / "config.yaml").write_text(yaml.safe_dump({"max_length": 512, "batching": "dynamic"}))
     return CellDirs(train_dir, eval_dir)
 
@@ -139,10 +140,12 @@ def test_cost_rows_with_pad_to_max_and_paired_ratios(study):
     summary = json.loads(result.summary.read_text(encoding="utf-8"))
     cost = {r["key"]: r for r in summary["cost"]}
     assert cost["pad_to_max/tokens"]["arms"]["mosaic"]["per_seed"] == [10 * 8 * 512.0] * 3
+    # Only the loop grows with the computed tokens; loading and saving stay 20 s.
     assert cost["pad_to_max/device_hours"]["arms"]["baseline"]["per_seed"][0] == pytest.approx(
-        30 * 6.0 / 3600 * (30 * 8 * 512) / (30 * 1200))
+        (20 + 30 * 6.0 * (30 * 8 * 512) / (30 * 1200)) / 3600)
     hours = cost["cost/device_hours"]
-    assert hours["ratio_to_baseline"]["mosaic"]["per_seed"] == pytest.approx([1 / 3] * 3)
+    assert hours["ratio_to_baseline"]["mosaic"]["per_seed"] == pytest.approx([80 / 200, 90 / 230, 100 / 260])
+    assert "cost/wall_seconds" not in cost and cost["cost/loop_seconds"]["arms"]["mosaic"]["per_seed"] == [60.0, 70.0, 80.0]
     low, high = hours["arms"]["baseline"]["ci"]
     assert low < hours["arms"]["baseline"]["mean"] < high
     assert cost["cost/eval_device_seconds"]["arms"]["mosaic"]["per_seed"] == [30.0, 31.0, 32.0]

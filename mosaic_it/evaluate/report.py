@@ -13,6 +13,7 @@ from pathlib import Path
 from mosaic_it.config.evaluate import CompareConfig
 from mosaic_it.study.analyze import BREAKDOWN_PREFIXES, summarize_cells
 from mosaic_it.study.cells import CellDirs
+from mosaic_it.study.costs import PAD_TO_MAX_NOTE
 from mosaic_it.study.costs import ROWS as COST_ROWS
 from mosaic_it.study.report import breakdown_table, comparison_table, cost_table, num
 
@@ -70,8 +71,7 @@ def render_report(cfg: CompareConfig, rows: Sequence[dict], pairwise: dict[str, 
     else:
         lines.append("No judge configured (`compare.judge.url`), so no pairwise verdicts.")
     lines += ["", "## Cost", "", "One run per arm, so no interval; the last column is a ratio, not a difference. "
-              "pad_to_max tokens = sequences trained × train.max_length; its device-hours and $ scale the run's "
-              "own by pad_to_max tokens / computed tokens (a lower bound).", ""]
+              + PAD_TO_MAX_NOTE, ""]
     lines += cost_table(stats["cost"], stats["arms"], base, conf) if stats["cost"] else ["No training metrics found."]
     shown = covered(stats) | {key for key, _, _ in COST_ROWS}
     other_cost = [r for r in rows if r["metric"].split("/")[0] in COST_GROUPS and r["metric"] not in shown]

@@ -2,9 +2,10 @@
 
 pad_to_max (the paper's FastChat baseline pads every sequence to train.max_length): its computed
 tokens are `train/sequences` x `max_length` (from the cell's config.yaml), exact. Its device-hours
-and dollars are an estimate: the run's own device-hours scaled by pad_to_max tokens / computed
-tokens, i.e. time proportional to computed tokens. Attention grows faster than linearly with
-length, so for long max_length this is a lower bound on the real pad_to_max time.
+and dollars are an estimate: the training loop's time scaled by pad_to_max tokens / computed
+tokens (time proportional to computed tokens), plus the rest of the stage (loading, saving) as
+it was. Attention grows faster than linearly with length, so for long max_length this is a lower
+bound on the real pad_to_max time. Runs that predate `cost/loop_seconds` scale the whole time.
 """
 from __future__ import annotations
 
@@ -17,13 +18,19 @@ import yaml
 from scipy import stats
 
 
+PAD_TO_MAX_NOTE = ("pad_to_max tokens = sequences trained × train.max_length (exact). pad_to_max device-hours and $ "
+                   "are an estimate: the training loop's time scaled by pad_to_max tokens / computed tokens, plus "
+                   "the rest of the stage (loading, saving) as it was; attention grows faster than linearly with "
+                   "length, so it is a lower bound.")
 ROWS = (  # (key, label, interval over seeds)
     ("train/steps", "optimizer steps", False),
     ("train/sequences", "sequences trained", False),
     ("tokens/real", "real tokens", False),
     ("tokens/padded", "computed tokens (real + padding)", False),
     ("pad_to_max/tokens", "computed tokens under pad_to_max", False),
-    ("cost/wall_seconds", "training wall seconds", True),
+    ("cost/stage_seconds", "train stage seconds (billed: loading, loop, saving)", True),
+    ("cost/loop_seconds", "training loop seconds", True),
+    ("cost/wall_seconds", "training wall seconds", True),  # runs that predate the two above
     ("cost/device_hours", "device-hours", True),
     ("cost/usd", "$", True),
     ("pad_to_max/device_hours", "device-hours under pad_to_max (estimate)", True),
@@ -50,15 +57,25 @@ def cell_cost(train_dir: Path, eval_dir: Path) -> dict[str, float]:
     metrics = read_metrics(Path(train_dir) / "metrics.json", False)
     metrics.update({k: v for k, v in read_metrics(Path(eval_dir) / "metrics.json", False).items()
                     if k.startswith("cost/eval_")})
+    if "cost/stage_seconds" in metrics:
+        metrics.pop("cost/wall_seconds", None)  # the same number under its older name
     length = max_length(train_dir)
     if length and "train/sequences" in metrics:
         metrics["pad_to_max/tokens"] = metrics["train/sequences"] * length
         if metrics.get("tokens/padded"):
-            scale = metrics["pad_to_max/tokens"] / metrics["tokens/padded"]
+            time_scale = pad_to_max_time_scale(metrics, metrics["pad_to_max/tokens"] / metrics["tokens/padded"])
             for key in ("device_hours", "usd"):
                 if f"cost/{key}" in metrics:
-                    metrics[f"pad_to_max/{key}"] = metrics[f"cost/{key}"] * scale
+                    metrics[f"pad_to_max/{key}"] = metrics[f"cost/{key}"] * time_scale
     return metrics
+
+
+def pad_to_max_time_scale(metrics: dict[str, float], token_scale: float) -> float:
+    """pad_to_max stage time / actual stage time: only the loop grows with the computed tokens."""
+    stage, loop = metrics.get("cost/stage_seconds"), metrics.get("cost/loop_seconds")
+    if not stage or loop is None:
+        return token_scale
+    return (stage - loop + loop * token_scale) / stage
 
 
 def spread(values: Sequence[float], confidence: float) -> dict:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from mosaic_it.study.costs import PAD_TO_MAX_NOTE
+
 
 def num(value: float | None) -> str:
     if value is None:
@@ -118,9 +120,7 @@ def render_study_report(summary: dict, plots: Sequence[Path]) -> str:
                   for s, c in summary["judge"]["outcomes_per_seed"].items()]
         lines += [""] + comparison_table(summary["judge"]["per_test_set"], base, conf) + [""]
     lines += ["## Cost", "", f"Mean ± sd over seeds; time and money also with a {conf:.0%} t-interval over seeds; "
-              f"ratios are taken per seed (paired) before averaging. pad_to_max tokens = sequences trained × "
-              "train.max_length (exact); pad_to_max device-hours and $ scale the run's own by pad_to_max tokens / "
-              "computed tokens (time proportional to computed tokens: a lower bound, attention grows faster).", ""]
+              f"ratios are taken per seed (paired) before averaging. {PAD_TO_MAX_NOTE}", ""]
     lines += cost_table(summary["cost"], summary["arms"], base, conf) if summary["cost"] else ["No training metrics found."]
     breakdowns = summary["breakdowns"]
     lines += ["", "## Breakdowns", "", f"Each row has its own {conf:.0%} interval, not adjusted for the number of "
