@@ -86,8 +86,8 @@ def _compare(metric: str, scores: dict, baseline: str, arm: str, label: str, **b
 
 def _breakdowns(scores: dict, baseline: str, candidate: str, label: str, **boot) -> dict[str, list[dict]]:
     keys = sorted(set().union(*(s.keys() for s in scores[baseline] + scores[candidate])))
-    rules = sorted({k.split("/")[2] + ("/" + k.split("/")[3] if k.count("/") == 4 else "")
-                    for k in keys if k.startswith("mosaic_following/by_rule/")})
+    prefix = "mosaic_following/by_rule/"  # then <rule>/<score>, the rule being "format" or "<strategy>/<NAME>"
+    rules = sorted({k.removeprefix(prefix).rsplit("/", 1)[0] for k in keys if k.startswith(prefix)})
     mosaic_rows, ifeval_rows = [], []
     for rule in rules:
         for score in RULE_SCORES.get(rule.split("/")[0], ()):

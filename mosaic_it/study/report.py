@@ -70,7 +70,8 @@ def per_seed_table(rows: Sequence[dict], seeds: Sequence[int]) -> list[str]:
 
 def cost_table(rows: Sequence[dict], arms: Sequence[str], baseline: str, confidence: float) -> list[str]:
     others = [a for a in arms if a != baseline]
-    lines = ["| quantity | " + " | ".join(arms) + " | " + " | ".join(f"{a} / {baseline}" for a in others) + " |",
+    seeds = max((s["n"] for r in rows for s in r["arms"].values()), default=0)
+    lines = [f"| quantity (n = {seeds} seed{'s' if seeds != 1 else ''} per arm) | " + " | ".join(arms) + " | " + " | ".join(f"{a} / {baseline}" for a in others) + " |",
              "|---|" + "---:|" * (len(arms) + len(others))]
     for r in rows:
         cells = [_spread(r["arms"].get(a), r["interval"]) for a in arms]
