@@ -139,7 +139,9 @@ def test_empty_samples_and_an_output_that_is_a_folder(tmp_path):
     (tmp_path / "train.jsonl").unlink()
     (tmp_path / "train.jsonl").mkdir()  # the output path is now a folder
     assert_one_line_failure(*run_cli("split", str(tmp_path / "records.jsonl"), "-o", str(tmp_path))[::2], 1,
-                            str(tmp_path / "train.jsonl"))
+                            f"error: {tmp_path / 'train.jsonl'}: is a folder (a file was needed here)")
+    assert_one_line_failure(*run_cli("split", str(tmp_path / "records.jsonl"), "-o", str(tmp_path / "records.jsonl" / "x"))[::2],
+                            1, "a part of this path is a file, not a folder")
 
 
 @pytest.fixture
@@ -170,7 +172,8 @@ def test_ctrl_c_says_where_it_stopped_and_how_to_resume(failing_command):
 
 
 @pytest.mark.parametrize("exc,code,line", [
-    (IsADirectoryError(21, "Is a directory", "runs/out.jsonl"), 1, "error: runs/out.jsonl: Is a directory"),
+    (IsADirectoryError(21, "Is a directory", "runs/out.jsonl"), 1, "error: runs/out.jsonl: is a folder (a file was needed here)"),
+    (PermissionError(13, "Permission denied", "runs/x.tmp", None, "runs/x"), 1, "error: runs/x: Permission denied"),
     (OSError(28, "No space left on device"), 1, "error: No space left on device"),
     (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), 2, "error: text that is not valid UTF-8"),
     (json.JSONDecodeError("Expecting value", "x\ny", 2), 2, "error: not valid JSON at line 2: Expecting value"),

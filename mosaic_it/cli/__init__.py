@@ -27,6 +27,10 @@ for _name in COMMAND_MODULES:
 
 DEBUG_ENV = "MOSAIC_IT_DEBUG"  # =1: let unexpected errors show their traceback
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+# Where the system's wording is cryptic for an output path that is taken by the wrong kind of entry.
+OS_REASONS = {FileExistsError: "exists and is not a folder (a folder was needed here)",
+              NotADirectoryError: "a part of this path is a file, not a folder",
+              IsADirectoryError: "is a folder (a file was needed here)"}
 # How each command picks up again after an interruption (every output is written atomically).
 RESUME = {"train": "training resumes from its last checkpoint", "compare": "judging resumes from the finished verdicts",
           "study": "the study resumes at the first cell not done"}
@@ -63,7 +67,8 @@ def describe(exc: Exception) -> tuple[str, int]:
         return f"error: {exc}", 2
     if isinstance(exc, OSError):
         where = exc.filename2 if exc.filename2 is not None else exc.filename  # a rename names its target
-        return f"error: {str(where) + ': ' if where is not None else ''}{exc.strerror or exc}", 1
+        reason = OS_REASONS.get(type(exc), exc.strerror or str(exc))
+        return f"error: {str(where) + ': ' if where is not None else ''}{reason}", 1
     if isinstance(exc, UnicodeError):
         return f"error: text that is not valid UTF-8 ({exc})", 2
     if isinstance(exc, json.JSONDecodeError):
