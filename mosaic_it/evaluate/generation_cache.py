@@ -88,18 +88,25 @@ class GenerationCache:
 
 def cached(generator: Generator, cache: GenerationCache, render: Callable[[str], str], prompt_format: str,
            backend: str, seed: int) -> Generator:
-    """`generator` behind the cache: only prompts without an entry reach it, in their given order,
-    a chunk at a time, and each chunk's answers are appended before the next chunk starts."""
+    """`generator` behind the cache: only prompts without an entry reach it, a chunk at a time, and
+    each chunk's answers are appended before the next chunk starts.
+
+    Padding changes logits in the last bits, so a prompt's greedy answer can depend on which
+    prompts share its batch. The HF path batches prompts longest first; chunks here follow that
+    order and hold whole batches, so each prompt meets the same batch it would meet uncached.
+    """
 
     def run(prompts: Sequence[str], gen: GenerationConfig, desc: str) -> list[str]:
-        keys = [entry_key(render(p), gen, prompt_format, backend, seed) for p in prompts]
-        missing: dict[str, str] = {}
-        for prompt, key in zip(prompts, keys):
+        rendered = [render(p) for p in prompts]
+        keys = [entry_key(r, gen, prompt_format, backend, seed) for r in rendered]
+        missing: dict[str, tuple[int, str]] = {}
+        for prompt, text, key in zip(prompts, rendered, keys):
             if key not in cache.entries:
-                missing.setdefault(key, prompt)
-        todo = list(missing.items())
-        for start in range(0, len(todo), APPEND_EVERY):
-            chunk = todo[start : start + APPEND_EVERY]
+                missing.setdefault(key, (len(text), prompt))
+        todo = [(key, prompt) for key, (_, prompt) in sorted(missing.items(), key=lambda kv: kv[1][0], reverse=True)]
+        step = max(1, APPEND_EVERY // gen.batch_size) * gen.batch_size
+        for start in range(0, len(todo), step):
+            chunk = todo[start : start + step]
             answers = generator([prompt for _, prompt in chunk], gen, desc)
             cache.add([(key, answer) for (key, _), answer in zip(chunk, answers)])
         return [cache.entries[key] for key in keys]
