@@ -330,3 +330,13 @@ def test_error_messages_never_show_url_secrets(judge_key):
     with pytest.raises(MosaicItError) as info:
         client.complete(QUESTION)
     assert "unreachable" in str(info.value) and "s3cret" not in str(info.value) and "***" in str(info.value)
+
+
+def test_bad_urls_are_config_errors_and_a_bad_redirect_is_refused(judge_key):
+    for url in ("ftp://judge.example/v1", "http://[::1/v1", "not a url"):
+        with pytest.raises(ConfigError, match="compare.judge.url"):
+            JudgeClient(config(url, judge_key))
+    with JudgeServer(redirect_to="http://[::1/v1/chat/completions") as server:  # httpx refuses it itself
+        with pytest.raises(MosaicItError, match="Invalid URL in location header"):
+            JudgeClient(config(server.url, judge_key, max_retries=0)).complete(QUESTION)
+    assert server.headers == [f"Bearer {KEY}"]

@@ -109,7 +109,12 @@ class JudgeClient:
             raise ConfigError(f"environment variable {cfg.api_key_env} (compare.judge.api_key_env) is not set; "
                               "set it to the judge's API key (any value for a server without keys)")
         self.cfg = cfg
-        self.endpoint = httpx.URL(cfg.url.rstrip("/") + "/chat/completions")
+        try:
+            self.endpoint = httpx.URL(cfg.url.rstrip("/") + "/chat/completions")
+        except (httpx.InvalidURL, ValueError):
+            raise ConfigError(f"compare.judge.url {redact_url(cfg.url)} is not a valid URL") from None
+        if self.endpoint.scheme not in ("http", "https") or not self.endpoint.host:
+            raise ConfigError(f"compare.judge.url {redact_url(cfg.url)} is not an http(s) URL")
         self.shown = redact_url(str(self.endpoint))  # what messages may print
         self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         self._http = httpx.Client(follow_redirects=False)
@@ -121,7 +126,7 @@ class JudgeClient:
         return pair_key(self.cfg.model, self.shown, SYSTEM, TEMPLATE, question, answer_a, answer_b)
 
     def _next_hop(self, url: httpx.URL, response: httpx.Response) -> httpx.URL:
-        target = url.join(response.headers["Location"])
+        target = url.join(response.headers["Location"])  # httpx has already refused an invalid one
         if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
             raise JudgeRefused(f"judge endpoint {self.shown} redirected to another origin ({redact_url(str(target))}); "
                                "the API key is never sent there: set compare.judge.url to the endpoint itself")
@@ -157,11 +162,11 @@ class JudgeClient:
                     raise JudgeRefused(message) from None
                 if exc.code not in RETRYABLE or last:
                     raise MosaicItError(message) from None
-            except _Deadline:
+            except (_Deadline, httpx.TimeoutException):
                 if last:
                     raise MosaicItError(f"judge endpoint {self.shown} did not answer within "
                                         f"compare.judge.timeout_s={self.cfg.timeout_s:g} s") from None
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # network, protocol and content-decoding failures
                 if last:
                     reason = redact_text(str(exc)) or type(exc).__name__
                     raise MosaicItError(f"judge endpoint {self.shown} unreachable: {reason}") from None
@@ -202,7 +207,7 @@ def _read_body(response: httpx.Response, deadline: float) -> bytes:
             if size > MAX_REPLY_BYTES:
                 raise _Unreadable(f"reply longer than {MAX_REPLY_BYTES} bytes")
             chunks.append(chunk)
-    except httpx.TransportError:
+    except httpx.RequestError:
         if time.monotonic() >= deadline:
             raise _Deadline from None
         raise
