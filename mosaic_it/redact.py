@@ -5,6 +5,7 @@ a key pasted into it must not.
 """
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -35,3 +36,18 @@ def redact_url(url: str) -> str:
 def redact_text(text: str) -> str:
     """`text` with every URL in it redacted."""
     return URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+class RedactingFilter(logging.Filter):
+    """Masks URLs in the records of a logger it is added to (httpx logs every request's full URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_text(record.getMessage()), None
+        return True
+
+
+def redact_logger(name: str) -> None:
+    """Mask URL secrets in everything the named logger emits (installed once)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())

@@ -340,3 +340,11 @@ def test_bad_urls_are_config_errors_and_a_bad_redirect_is_refused(judge_key):
         with pytest.raises(MosaicItError, match="Invalid URL in location header"):
             JudgeClient(config(server.url, judge_key, max_retries=0)).complete(QUESTION)
     assert server.headers == [f"Bearer {KEY}"]
+
+
+def test_the_http_client_log_never_shows_url_secrets(judge_key, caplog):
+    with JudgeServer() as server:
+        client = JudgeClient(config(server.url + "?api_key=s3cret", judge_key, max_retries=0))
+        with caplog.at_level("INFO", logger="httpx"), pytest.raises(JudgeRefused, match="HTTP 404"):
+            client.complete(QUESTION)  # the query string moves the path: 404, logged by httpx
+    assert "HTTP Request: POST" in caplog.text and "api_key=***" in caplog.text and "s3cret" not in caplog.text

@@ -28,7 +28,7 @@ from mosaic_it.config.evaluate import JudgeConfig
 from mosaic_it.errors import ConfigError, MosaicItError
 from mosaic_it.evaluate.verdicts import append, open_journal, pair_key, read_journal
 from mosaic_it.progress import progress
-from mosaic_it.redact import redact_text, redact_url
+from mosaic_it.redact import redact_logger, redact_text, redact_url
 
 SYSTEM = "You are a careful and impartial judge of answers written by AI assistants."
 TEMPLATE = """Here is a question followed by two answers to it. Rate how well each answer serves the \
@@ -118,6 +118,7 @@ class JudgeClient:
         self.shown = redact_url(str(self.endpoint))  # what messages may print
         self._headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         self._http = httpx.Client(follow_redirects=False)
+        redact_logger("httpx")  # it logs each request's URL at INFO
 
     def close(self) -> None:
         self._http.close()
