@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import IO, Any
 
 TEMP_MARK = ".tmp-"
+ASIDE_MARK = ".old-"  # an old folder moved aside while its replacement is renamed into place
 # Inside `publish_together`: (temporary, destination) pairs waiting for the block to succeed.
 _PENDING: contextvars.ContextVar[list[tuple[Path, Path]] | None] = contextvars.ContextVar("pending", default=None)
 
 
-def _temp_sibling(path: Path) -> Path:
+def _temp_sibling(path: Path, mark: str = TEMP_MARK) -> Path:
     # Hidden, and named after the writer's pid so a later writer can tell an orphan from a live one.
-    return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    return path.with_name(f".{path.name}{mark}{os.getpid()}-{secrets.token_hex(4)}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -45,19 +46,23 @@ def _pid_alive(pid: int) -> bool:
 
 
 def sweep_orphans(path: Path) -> list[Path]:
-    """Remove temporaries of `path` whose writer process is gone (it was killed mid-write)."""
+    """Clear what writers of `path` that no longer exist left behind (they were killed mid-write):
+    temporaries are removed; an old folder moved aside just before the kill is put back if
+    nothing replaced it."""
     removed = []
     if not path.parent.is_dir():
         return removed
-    prefix = f".{path.name}{TEMP_MARK}"
-    for entry in path.parent.iterdir():
-        if not entry.name.startswith(prefix):
-            continue
-        pid = entry.name[len(prefix):].split("-", 1)[0]
-        if not pid.isdigit() or _pid_alive(int(pid)):
-            continue
-        _remove(entry)
-        removed.append(entry)
+    for entry in sorted(path.parent.iterdir()):
+        for mark in (TEMP_MARK, ASIDE_MARK):
+            prefix = f".{path.name}{mark}"
+            pid = entry.name[len(prefix):].split("-", 1)[0] if entry.name.startswith(prefix) else ""
+            if not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            if mark == ASIDE_MARK and not (path.exists() or path.is_symlink()):
+                os.replace(entry, path)
+            else:
+                _remove(entry)
+                removed.append(entry)
     return removed
 
 
@@ -187,7 +192,7 @@ def atomic_dir(path: str | Path, fsync: bool = False) -> Iterator[Path]:
             _fsync_tree(tmp)
         aside = None
         if path.is_symlink() or path.exists():
-            aside = _temp_sibling(path)
+            aside = _temp_sibling(path, ASIDE_MARK)
             os.replace(path, aside)  # a symlink moves as a link; its target is never touched
         os.replace(tmp, path)
     except BaseException:

@@ -223,3 +223,31 @@ def test_augment_with_its_input_as_output_is_refused_and_the_input_is_unchanged(
             "choose another output path"]
     assert data.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["records.jsonl", "sub"]
+
+
+KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+from mosaic_it import atomic
+
+real_replace = os.replace
+def replace(src, dst):
+    if ".tmp-" in str(src):  # the old folder is already aside; die before the new one is in place
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(src, dst)
+
+atomic.os.replace = replace
+with atomic.atomic_dir(sys.argv[1]) as tmp:
+    (tmp / "weights.bin").write_bytes(b"new")
+"""
+
+
+def test_a_kill_between_the_two_renames_of_a_folder_swap_gets_the_old_folder_back(tmp_path, repo_root):
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "weights.bin").write_bytes(b"old")
+    proc = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(target)], cwd=repo_root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert not target.exists() and len(list(tmp_path.iterdir())) == 2  # old aside, new unpublished
+    atomic.sweep_orphans(target)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"] and (target / "weights.bin").read_bytes() == b"old"
