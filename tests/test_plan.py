@@ -59,7 +59,7 @@ def test_activation_formula_per_layer_and_head():
                                    num_attention_heads=2, num_key_value_heads=1))
     setup = Setup(method="full", dtype="fp32", batch_size=2, max_length=5, device="cpu")
     layer = 2 * 8 + 3 * 8 + 2 * 4 + 4 * 16  # h=8, q=8, kv=4, i=16 elements per token
-    head = 10 * 100 * 12 + 2 * 8 * 4 * 10  # log-softmax, its gradient, the logits' gradient; final norm
+    head = 10 * 100 * 16 + 2 * 8 * 4 * 10  # logits, log-softmax and the gradient of each; final norm
     assert activation_bytes(shape, setup) == 3 * layer * 4 * 10 + head
     recompute = Setup(method="full", dtype="fp32", batch_size=2, max_length=5, device="cpu",
                       gradient_checkpointing=True)

@@ -13,9 +13,9 @@ hidden h, attention widths q (heads x head_dim) and k (kv heads x head_dim), MLP
 plus, with LoRA dropout, a byte mask over each targeted module's input and the rank-r output of
 its A matrix. Attention itself keeps O(s) (flash / memory-efficient / the varlen path); `eager`
 adds heads x s^2 x 2a per sample. Gradient checkpointing keeps only each layer's input (h) and
-one layer's full set. The output head holds three fp32 vocabulary-sized tensors per target token
-at the start of backward: the log-softmax output (saved), its gradient and the logits' gradient
-(12V bytes; nothing saves the logits themselves); under bf16 the logits' bf16 gradient adds 2V. These counts were checked against the tensors
+one layer's full set. The output head holds four fp32 vocabulary-sized tensors per target token
+at the start of backward: the fp32 logits and the log-softmax output (both saved by the loss),
+and the gradient of each (16V bytes); under bf16 the logits' bf16 gradient adds 2V. These counts were checked against the tensors
 autograd actually saves (saved-tensor hooks) on SmolLM2-135M: the decoder term within 2%.
 The peak is weights + optimizer state + max(activations, gradients): backward frees each layer's
 activations while the gradients of the layers above accumulate, so the two peak at either end.
@@ -96,7 +96,7 @@ def activation_bytes(shape: ModelShape, setup: Setup) -> float:
         decoder = shape.layers * h * a * tokens + layer_total
     else:
         decoder = shape.layers * layer_total
-    head = targets * shape.vocab * (12 + (2 if a == 2 else 0)) + 2 * h * a * tokens
+    head = targets * shape.vocab * (16 + (2 if a == 2 else 0)) + 2 * h * a * tokens
     return decoder + head
 
 
