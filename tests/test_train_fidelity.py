@@ -153,4 +153,39 @@ def test_load_model_resolves_auto_itself(tiny_llama_dir):
 
     cpu = torch.device("cpu")
     assert not recomputes(load_model(TrainConfig(model=str(tiny_llama_dir), method="full"), cpu))
-    assert recomputes(load_model(TrainConfig(model=str(tiny_llama_dir), method="full", gradient_checkpointing=True), cpu))
+    forced = TrainConfig(model=str(tiny_llama_dir), method="full", gradient_checkpointing=True)
+    assert recomputes(load_model(forced, cpu))
+
+
+@pytest.mark.slow
+def test_a_resumed_run_bills_the_stage_time_of_the_crashed_segment(tmp_path, tiny_llama_dir, sample_data,
+                                                                   monkeypatch):
+    import time
+
+    import mosaic_it.train.run as run
+    from mosaic_it.config.tracking import TrackingConfig
+    from mosaic_it.jsonl import write_jsonl
+    from mosaic_it.train.data import load_records
+
+    data = tmp_path / "train.jsonl"
+    write_jsonl(data, load_records(sample_data, max_records=8))
+    cfg = TrainConfig(model=str(tiny_llama_dir), data=str(data), output_dir=str(tmp_path / "out"), max_length=64,
+                      batch_size=2, max_steps=3, save_every=1, sample_max_new_tokens=0, device="cpu")
+
+    def crash_at_step_2(log):
+        if log.step == 2:
+            raise KeyboardInterrupt("killed")
+
+    real_load = run.load_model
+    monkeypatch.setattr(run, "load_model", lambda *a, **k: (time.sleep(1.5), real_load(*a, **k))[1])
+    with pytest.raises(KeyboardInterrupt):
+        run.run_training(cfg, TrackingConfig(enabled=False), callbacks=[crash_at_step_2])
+    monkeypatch.setattr(run, "load_model", real_load)
+    started = time.perf_counter()
+    result = run.run_training(cfg, TrackingConfig(enabled=False))
+    second_segment = time.perf_counter() - started
+    # The first segment's slow loading (before its step-1 checkpoint) is still on the bill: the
+    # stage is longer than the whole second segment could be on its own.
+    assert result.metrics["train/steps"] == 3
+    assert result.metrics["cost/stage_seconds"] >= 1.5
+    assert result.metrics["cost/stage_seconds"] > second_segment
