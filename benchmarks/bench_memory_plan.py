@@ -1,0 +1,120 @@
+"""The memory plan's estimate against measured peak memory, on models this machine can train.
+
+Each configuration runs in a fresh process: it reads its resident set size (RSS) before the
+model loads, loads the model and optimizer exactly as `mosaic-it train` does, resets the
+kernel's peak-RSS mark (`echo 5 > /proc/self/clear_refs`, so loading transients such as the
+safetensors mmap do not count), runs three optimizer steps on micro-batches of random token ids
+(every sample max_length long, loss on every token) and reads the peak back (VmHWM).
+measured = peak RSS - RSS before loading; it is compared with `estimate(...).peak` for a CPU
+device (no CUDA context, no allocator fragmentation). Linux only; one thread per process.
+
+    python benchmarks/bench_memory_plan.py            # tiny Llama + embedded 135M table
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+MIB = 1024 ** 2
+CASES = [  # model, method, batch, max_length, gradient checkpointing, batching
+    ("tiny", "full", 4, 512, False, "dynamic"),
+    ("tiny", "lora", 4, 512, False, "dynamic"),
+    ("tiny", "full", 8, 256, False, "packed"),
+    ("tiny", "full", 4, 512, True, "dynamic"),
+    ("135m", "lora", 2, 256, False, "dynamic"),
+    ("135m", "full", 2, 256, False, "dynamic"),
+]
+# glibc's malloc keeps freed blocks under its mmap threshold for reuse, so RSS would also count
+# memory no tensor holds; a low threshold makes tensor buffers mmaps that free returns at once,
+# so the peak RSS tracks live tensors (what torch.cuda.max_memory_allocated reports on a GPU).
+CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def make_tiny(target: Path) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from mosaic_it.models.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(None)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=768, num_hidden_layers=4,
+                         num_attention_heads=8, num_key_value_heads=4, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(target, safe_serialization=True)
+    return target
+
+
+def measure_one(case: dict) -> dict:
+    from mosaic_it.config.train import TrainConfig
+    from mosaic_it.plan.estimate import Setup, estimate
+    from mosaic_it.plan.shape import load_shape
+    from mosaic_it.train.batching import collate
+    from mosaic_it.train.data import Example
+    from mosaic_it.train.loop import sum_loss
+    from mosaic_it.train.model import load_model
+    from mosaic_it.train.optim import make_optimizer
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    cfg = TrainConfig(model=case["model_dir"], method=case["method"], batch_size=case["batch"],
+                      max_length=case["max_length"], gradient_checkpointing=case["gc"], batching=case["batching"])
+    vocab = load_shape(cfg.model).vocab
+    examples = [Example(ids, list(ids)) for ids in torch.randint(0, vocab, (cfg.batch_size, cfg.max_length)).tolist()]
+    batch = collate(examples, cfg.batching, cfg.max_length, 0)
+    before = _status("VmRSS")
+    model = load_model(cfg, torch.device("cpu"))
+    optimizer = make_optimizer(model, cfg)
+    model.train()
+    Path("/proc/self/clear_refs").write_text("5")
+    for _ in range(3):
+        (sum_loss(model, batch, torch.device("cpu"), None) / batch.target_tokens).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    measured = _status("VmHWM") - before
+    setup = Setup(method=cfg.method, dtype="fp32", batch_size=cfg.batch_size, max_length=cfg.max_length,
+                  gradient_checkpointing=cfg.gradient_checkpointing, lora_r=cfg.lora.r,
+                  lora_targets=tuple(cfg.lora.target_modules), lora_dropout=cfg.lora.dropout, device="cpu",
+                  tokens=batch.real_tokens, target_tokens=batch.target_tokens)
+    plan = estimate(load_shape(cfg.model), setup)
+    return {**case, "measured": measured, **plan.as_dict()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure_one(json.loads(args.one))))
+        return
+    from mosaic_it.models.embedded import resolve_model_path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = {"tiny": str(make_tiny(Path(tmp) / "tiny")), "135m": resolve_model_path(None)}
+        print("| model | method | batch x length | regime | grad ckpt | estimate MiB | measured MiB | error |")
+        print("|---|---|---|---|---|---:|---:|---:|")
+        for model, method, batch, length, gc, batching in CASES:
+            case = dict(model_dir=dirs[model], method=method, batch=batch, max_length=length, gc=gc,
+                        batching=batching)
+            out = subprocess.run([sys.executable, __file__, "--one", json.dumps(case)], check=True,
+                                 capture_output=True, text=True, env={**os.environ, **CHILD_ENV}).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+            error = row["peak"] / row["measured"] - 1
+            print(f"| {model} | {method} | {batch} x {length} | {batching} | {'yes' if gc else 'no'} | "
+                  f"{row['peak'] / MIB:.0f} | {row['measured'] / MIB:.0f} | {error:+.1%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
