@@ -112,11 +112,11 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
     amp = autocast_dtype(cfg, device)
     # From here on the settings are what actually runs (and what config.yaml and MLflow record).
     cfg = cfg.model_copy(update={"gradient_checkpointing": resolve_recompute(cfg, device, amp)})
+    check_fits(cfg, device.type, amp is not None, info.world_size, device.index or 0)  # before any load
     model = load_model(cfg, device, amp)
     n_params = count_params(model)
     flops = costs.flop_model(model, n_params, cfg.method == "full", cfg.gradient_checkpointing)
     steps = plan_steps([len(e) for e in examples], cfg.batch_size, cfg.grad_accum, info.world_size, cfg.seed,
-    check_fits(cfg, device.type, amp is not None, info.world_size, device.index or 0)  # before any load
                        cfg.group_by_length, cfg.epochs, cfg.max_steps)
     trained = model
     if info.active:
