@@ -154,7 +154,8 @@ def test_a_cached_stage_whose_output_was_overwritten_runs_again_and_training_see
     assert augment_then_train("exp")[0] == "Completed"
     assert file_md5(samples) != uniform
 
-    state, run_id = augment_then_train("uniform")
+    flow_state = augment_then_train("uniform", return_state=True)
+    state, run_id = flow_state.result()
     assert state == "Completed" and file_md5(samples) == uniform
     trained = MlflowClient(tracking_uri="sqlite:///mlflow.db").get_run(run_id)
     assert trained.data.tags["mosaic_it.data_md5"] == trained.data.params["derived.data_md5"] == uniform
@@ -164,8 +165,11 @@ def test_a_cached_stage_whose_output_was_overwritten_runs_again_and_training_see
     assert lineage["run_id"] == run_id and lineage["data_md5"] == uniform
 
     # Nothing changed since: reused, and its report published again, marked cached.
-    assert augment_then_train("uniform", with_training=False)[0] == "Cached"
+    reused = augment_then_train("uniform", with_training=False, return_state=True)
+    assert reused.result()[0] == "Cached"
     with get_client(sync_client=True) as client:
         reports = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mosaic-stats"])))
-    assert len(reports) == 4
-    assert sum("(cached)" in r.data for r in reports) == 1
+    per_flow = [[r.data for r in reports if r.flow_run_id == flow.state_details.flow_run_id]
+                for flow in (flow_state, reused)]
+    assert [len(found) for found in per_flow] == [1, 1]
+    assert ["(cached)" in found[0] for found in per_flow] == [False, True]
