@@ -78,11 +78,7 @@ def train_lineage_params(record: dict[str, Any]) -> dict[str, str]:
 def git_commit() -> str | None:
     """HEAD of the checkout the process runs in (None outside git), plus `-dirty` when tracked
     files differ from it: a run's code is only that commit when nothing was edited."""
-    return _git_commit(os.getcwd())
-
-
-@functools.lru_cache(maxsize=4)
-def _git_commit(cwd: str) -> str | None:
+    cwd = os.getcwd()
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from servers import VENV_BIN, scratch_repo, tiny_params, venv_env
+from servers import GIT_IDENTITY, VENV_BIN, scratch_repo, tiny_params, venv_env
 
 STAGES = ("validate", "split", "augment", "train@baseline", "train@mosaic", "evaluate@baseline", "evaluate@mosaic",
           "compare")
@@ -36,7 +36,14 @@ def skipped(output: str) -> set[str]:
 
 @pytest.fixture
 def repo(tmp_path, tiny_llama_dir) -> Path:
-    return scratch_repo(tmp_path / "repo", tiny_params(tiny_llama_dir))
+    params = tiny_params(tiny_llama_dir)
+    params["evaluate"].update({"evals": ["heldout", "mosaic_following", "ifeval"], "mosaic_per_rule": 1,
+                               "mosaic_max_instructions": 2, "mosaic_max_new_tokens": 4})
+    return scratch_repo(tmp_path / "repo", params)
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, env=venv_env(**GIT_IDENTITY), check=True, capture_output=True)
 
 
 def test_dvc_stages_read_only_their_own_params_section(repo_root):
@@ -60,6 +67,8 @@ def test_repro_skips_unchanged_stages_and_an_experiment_reruns_downstream_of_its
     for path in outputs:
         assert (repo / path).exists(), path
     assert "heldout/loss" in dvc(repo, "metrics", "show", "--json")
+    git(repo, "add", "dvc.lock")  # a run worth keeping, as docs/orchestration.md says
+    git(repo, "commit", "-q", "-m", "pipeline results")
 
     # A local remote, as docs/orchestration.md sets one up: push, then pull into an empty cache.
     dvc(repo, "remote", "add", "-d", "local", str(repo.parent / "dvc-remote"))
@@ -79,4 +88,49 @@ def test_repro_skips_unchanged_stages_and_an_experiment_reruns_downstream_of_its
     assert skipped(experiment) == set(STAGES) - DOWNSTREAM_OF_AUGMENT
     assert "Ran experiment" in experiment
     assert yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["augment"]["wrap_mode"] == "exp"
-    assert len(dvc(repo, "exp", "list", "--name-only").split()) == 1
+    names = dvc(repo, "exp", "list", "--name-only").split()
+    assert len(names) == 1
+    assert_both_revisions_compare(repo, "main", names[0])
+
+
+def numbers(tree: dict) -> bool:
+    return bool(tree) and all(isinstance(v, (int, float)) for v in tree.values())
+
+
+def assert_both_revisions_compare(repo: Path, baseline: str, experiment: str) -> None:
+    """exp show, metrics diff and plots diff read both revisions' metrics and plot data."""
+    import json
+
+    rows = json.loads(dvc(repo, "exp", "show", "--json"))
+    main = next(r for r in rows if r["name"] == baseline)
+    exp = main["experiments"][0]["revs"][0]
+    assert exp["name"] == experiment
+    for row in (main, exp):
+        metrics = row["data"]["metrics"]
+        assert row["error"] is None and not any("error" in m for m in metrics.values())
+        for arm in ("baseline", "mosaic"):
+            for path in (f"runs/evaluate/{arm}/metrics.json", f"runs/train/{arm}/metrics.json"):
+                assert numbers(metrics[path]["data"]), (row["name"], path)
+    assert main["data"]["params"]["params.yaml"]["data"]["augment"]["wrap_mode"] == "uniform"
+    assert exp["data"]["params"]["params.yaml"]["data"]["augment"]["wrap_mode"] == "exp"
+
+    diff = json.loads(dvc(repo, "metrics", "diff", baseline, experiment, "--all", "--json"))
+    for path in ("runs/evaluate/baseline/metrics.json", "runs/evaluate/mosaic/metrics.json",
+                 "runs/augment/stats/stats.json", "runs/compare/metrics.json"):
+        assert diff[path] and all(isinstance(d["old"], (int, float)) and isinstance(d["new"], (int, float))
+                                  for d in diff[path].values()), path
+    loss = diff["runs/evaluate/mosaic/metrics.json"]["heldout/loss"]
+    assert loss["diff"] == pytest.approx(loss["new"] - loss["old"])
+    # Another wrap mode draws other numbers of instructions per sample.
+    assert any(d["old"] != d["new"] for d in diff["runs/augment/stats/stats.json"].values())
+
+    plots = json.loads(dvc(repo, "plots", "diff", baseline, experiment, "--json"))
+    assert not plots.get("errors")
+    for name, field, column in (("IFEval per instruction (strict)", "instruction", "strict"),
+                                ("Mosaic following per rule (format followed)", "rule", "format")):
+        (plot,) = plots["data"][name]
+        assert plot["revisions"] == [baseline, experiment]
+        assert plot["content"]["encoding"]["y"]["field"] == field
+        assert plot["content"]["encoding"]["x"]["field"] == column
+        values = plot["content"]["data"]["values"]
+        assert {v["rev"] for v in values} == {baseline, experiment} and all(v[field] for v in values)
