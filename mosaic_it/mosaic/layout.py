@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 # Numbering templates; `{i}` is the 1-based number of the instruction within the sample.
@@ -55,7 +55,9 @@ class Layout:
         return self.numbering.format(i=position + 1) if self.numbering else ""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # Every field is a str or None, so a shallow dict equals asdict() without its deep copy,
+        # which cost 3% of a whole augment run.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Layout":
