@@ -180,7 +180,10 @@ def log_jsonl_dataset(path: str | Path, name: str, context: str = "training") ->
     keep = [c for c in ("instruction", "input", "output", "count") if c in frame.columns]
     with warnings.catch_warnings():  # a local path matches two equivalent MLflow source types
         warnings.filterwarnings("ignore", message="The specified dataset source", category=UserWarning)
+        # The schema is only a record of the file (`count` is never missing); nothing is served from it.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column",
+                                category=UserWarning, module="mlflow")
         dataset = mlflow.data.from_pandas(frame[keep], source=str(Path(path).resolve()), name=name, digest=md5)
-    mlflow.log_input(dataset, context=context)
+        mlflow.log_input(dataset, context=context)
     mlflow.set_tag(f"dataset.{name}.md5", md5)
     return md5

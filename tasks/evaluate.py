@@ -16,8 +16,9 @@ from tasks.progress import prefect_progress
     retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=retry_on_io,
 )
 def evaluate(cfg: EvaluateConfig, tracking: TrackingConfig, cost: CostConfig | None = None) -> EvalResult:
-    with prefect_progress():
+    with prefect_progress() as watch:
         result = run_evaluation(cfg, tracking, cost)
+        watch.summary(f"evaluate {cfg.arm}: wrote {result.metrics_path} and plots under {result.out_dir}")
     # The overall numbers; per-rule and per-instruction ones are in the run and the plots below.
     rows = [{"metric": k, "value": v} for k, v in sorted(result.metrics.items())
             if k.count("/") == 1 and not k.endswith("/seconds")]
@@ -31,8 +32,9 @@ def evaluate(cfg: EvaluateConfig, tracking: TrackingConfig, cost: CostConfig | N
     retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAY_S, retry_condition_fn=retry_on_io,
 )
 def compare(cfg: CompareConfig, tracking: TrackingConfig) -> ComparePaths:
-    with prefect_progress():
+    with prefect_progress() as watch:
         paths = run_compare(cfg, tracking)
+        watch.summary(f"compare: wrote {paths.report}, {paths.metrics}, {paths.table} and {len(paths.plots)} plot(s)")
     run_id = child_run_id("compare")
     report = paths.report.read_text(encoding="utf-8")
     # The report's images are relative to its folder, which a Prefect artifact cannot reach.

@@ -34,8 +34,9 @@ def _publish_stats(cfg: AugmentConfig, result: tuple[AugmentReport, dict[str, An
               outputs=lambda c: [c.output, str(Path(c.stats_dir) / "stats.json")], report=_publish_stats)
 def augment(cfg: AugmentConfig, tracking: TrackingConfig) -> tuple[AugmentReport, dict[str, Any]]:
     with track.stage_run("augment", tracking, params={"augment": cfg.model_dump()}) as run:
-        with prefect_progress():
+        with prefect_progress() as watch:
             report = run_augment(cfg)
+            watch.summary(f"augment: wrote {report.samples} samples from {report.records} records to {cfg.output}")
         stats = run_stats(cfg.output, cfg.stats_dir)
         if run is not None:
             track.log_metrics(stage_metrics("augment", report.as_dict(), cfg))

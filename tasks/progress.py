@@ -15,6 +15,7 @@ from typing import Any
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging import get_run_logger
 
+from mosaic_it.logs import quiet_third_party
 from mosaic_it.progress import Snapshot, reporting_to
 
 
@@ -40,20 +41,33 @@ class PrefectSink:
         else:
             update_progress_artifact(self.artifacts[snapshot.desc], progress=percent, description=snapshot.line())
 
+    def summary(self, line: str) -> None:
+        """The one line a stage logs when done: what it wrote and where."""
+        self.logger.info(line)
 
-def capture_core_logs() -> None:
-    """Give the `mosaic_it` logger Prefect's API handler (idempotent), so core lines reach the UI."""
+
+@contextlib.contextmanager
+def core_logs_to_run() -> Iterator[None]:
+    """Give the `mosaic_it` logger Prefect's API handler while inside a run (outside one that handler
+    would warn on every core line), so core lines reach the flow-run page."""
     core = logging.getLogger("mosaic_it")
-    if core.level == logging.NOTSET:
+    added = [h for h in logging.getLogger("prefect.extra").handlers if h not in core.handlers]
+    level = core.level
+    if level == logging.NOTSET:
         core.setLevel(logging.INFO)
-    for handler in logging.getLogger("prefect.extra").handlers:
-        if handler not in core.handlers:
-            core.addHandler(handler)
+    for handler in added:
+        core.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in added:
+            core.removeHandler(handler)
+        core.setLevel(level)
 
 
 @contextlib.contextmanager
 def prefect_progress() -> Iterator[PrefectSink]:
-    capture_core_logs()
+    quiet_third_party()
     sink = PrefectSink()
-    with reporting_to(sink):
+    with core_logs_to_run(), reporting_to(sink):
         yield sink

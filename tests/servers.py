@@ -146,7 +146,8 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
     log_path = workdir / "mlflow-server.log"
     with background(cmd, log_path, venv_env(), cwd=workdir) as proc:
         url = f"http://{LOOPBACK}:{port}"
-        wait_http(f"{url}/health", proc, log_path)
+        # Import-heavy: on a busy 2-core machine startup alone has taken over 90 s.
+        wait_http(f"{url}/health", proc, log_path, timeout_s=240)
         yield url
 
 

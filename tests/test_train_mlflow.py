@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.jsonl import write_jsonl
+from mosaic_it.mlmodel.load import version_model_id
 from mosaic_it.tracking import file_md5
 from mosaic_it.train.data import load_records
 from mosaic_it.train.run import run_training
@@ -29,6 +31,14 @@ def test_train_cli_with_the_embedded_model_logs_everything(tmp_path, repo_root, 
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("mosaic: 2 steps, final loss ")
+    # Clean logs off a terminal: no third-party warning; progress and one summary line on stderr.
+    assert "Warning" not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert "train: 0/2 step (0%)" in lines
+    assert any(line.startswith("train: 2/2 step (100%), ") and ", done in " in line for line in lines)
+    (summary,) = [line for line in lines if line.startswith("train mosaic: wrote ")]
+    assert summary.startswith(f"train mosaic: wrote {Path('runs/train/mosaic')} (model/, metrics.json, ")
+    assert summary.endswith(" registered as mosaic-it-mosaic v1")
 
     out = tmp_path / "runs" / "train" / "mosaic"
     metrics = json.loads((out / "metrics.json").read_text())
@@ -51,9 +61,13 @@ def test_train_cli_with_the_embedded_model_logs_everything(tmp_path, repo_root, 
     for name in ("train/learning_rate", "train/grad_norm", "throughput/step_tokens_per_second"):
         assert len(mlflow.MlflowClient().get_metric_history(run.info.run_id, name)) == 2
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
-    assert {"metrics.json", "cost.md", "cost.csv", "samples.json", "config.yaml", "model"} <= artifacts
-    model_files = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "model")}
-    assert {"model/adapter_model.safetensors", "model/tokenizer.json"} <= model_files
+    assert {"metrics.json", "cost.md", "cost.csv", "samples.json", "config.yaml"} <= artifacts
+    # The adapter is the run's MLflow model (registered as mosaic-it-mosaic), not a loose folder.
+    (logged,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    assert logged.source_run_id == run.info.run_id and logged.name == "mosaic"
+    model_files = set(mlflow.artifacts.list_artifacts(f"models:/{logged.model_id}/artifacts/model"))
+    assert {"adapter_model.safetensors", "tokenizer.json"} <= {Path(f.path).name for f in model_files}
+    assert version_model_id(mlflow.MlflowClient().get_model_version("mosaic-it-mosaic", "1")) == logged.model_id
     (dataset,) = run.inputs.dataset_inputs
     assert dataset.dataset.digest == file_md5(data)
 

@@ -9,6 +9,7 @@ import sys
 import typer
 
 from mosaic_it.errors import MosaicItError
+from mosaic_it.logs import setup_cli_logging
 from mosaic_it.redact import redact_text
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ RESUME = {"train": "training resumes from its last checkpoint", "compare": "judg
 def main() -> None:
     """Run the CLI; every failure ends in one line on stderr and an exit code, not a traceback:
     2 bad input or configuration, 1 an environment or internal failure, 130 interrupted."""
+    setup_cli_logging()  # progress and each stage's summary line on stderr
     try:
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)

@@ -22,6 +22,7 @@ from mosaic_it.study.analyze import write_summary
 from mosaic_it.lineage import read_lineage, train_lineage_params
 from mosaic_it.jsonl import iter_jsonl_lines, write_json, write_jsonl
 from mosaic_it.paths import refuse_overwriting_inputs
+from mosaic_it.mlmodel.promote import promote_winner
 
 # Groups in report order; keys of other groups follow alphabetically.
 GROUP_ORDER = ("heldout", "mosaic_following", "ifeval", "pairwise", "cost", "tokens", "throughput", "train")
@@ -188,4 +189,5 @@ def run_compare(cfg: CompareConfig, tracking: TrackingConfig | None = None) -> C
             mlflow_tracking.log_artifacts(out_dir / "plots", "plots")
             if pairwise:
                 mlflow_tracking.log_artifacts(out_dir / "pairwise", "pairwise")
+            promote_winner(cfg, tracking, base, cand)
     return ComparePaths(report, metrics_path, table, plots)

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from mosaic_it.errors import MosaicItError
+from mosaic_it.logs import peft_on_transformers_v5
+from mosaic_it.mlmodel.load import downloaded_model, is_model_uri
 from mosaic_it.models.embedded import resolve_model_path, resolve_tokenizer_path
 
 
@@ -48,11 +50,15 @@ def model_dir(name: str | None) -> Path:
 
 
 def load_model(name: str | None, device: str = "auto", attn_implementation: str = "sdpa") -> tuple[Any, Any]:
-    """Return (model in eval mode on `device`, tokenizer); adapters are merged into their base."""
+    """Return (model in eval mode on `device`, tokenizer); adapters are merged into their base.
+    `name` may be an MLflow URI (`models:/mosaic-it-mosaic@candidate`), read from the current tracking server."""
     from transformers import AutoModelForCausalLM
 
     from mosaic_it.train import attention
 
+    if is_model_uri(name):
+        with downloaded_model(str(name)) as local:
+            return load_model(str(local), device, attn_implementation)
     path = model_dir(name)
     attn = attention.resolve(attn_implementation)
     try:
@@ -61,7 +67,8 @@ def load_model(name: str | None, device: str = "auto", attn_implementation: str 
 
             base = _base_of_adapter(path)
             model = AutoModelForCausalLM.from_pretrained(base, dtype="auto", attn_implementation=attn)
-            model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+            with peft_on_transformers_v5():
+                model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
             tokenizer = _load_tokenizer(str(path), base)
         else:
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype="auto", attn_implementation=attn)

@@ -14,6 +14,7 @@ from mosaic_it.evaluate.plots import bar_chart
 from mosaic_it.evaluate.outputs import guarded
 from mosaic_it.evaluate.registry import EVALS
 from mosaic_it.jsonl import write_json
+from mosaic_it.mlmodel.load import linked_model
 
 # The few numbers worth a glance; each is drawn only when its eval ran.
 HEADLINE = (
@@ -82,7 +83,8 @@ def run_evaluation(cfg: EvaluateConfig, tracking: TrackingConfig | None = None,
     lineage, tags = consumed(cfg)
     params = {"evaluate": cfg.model_dump(), "cost": {"usd_per_device_hour": cost.usd_per_device_hour},
               "consumed": lineage}
-    with mlflow_tracking.stage_run(f"evaluate:{cfg.arm}", tracking, params=params, tags=tags) as run:
+    with mlflow_tracking.stage_run(f"evaluate:{cfg.arm}", tracking, params=params, tags=tags,
+                                   system_metrics=True) as run:
         metrics, artifacts = _evaluate(cfg, out_dir)
         device_seconds = time.perf_counter() - started  # one device: model load and every eval
         metrics["cost/eval_device_seconds"] = device_seconds
@@ -92,7 +94,8 @@ def run_evaluation(cfg: EvaluateConfig, tracking: TrackingConfig | None = None,
         if run is not None:
             if "heldout" in cfg.evals or "mosaic_following" in cfg.evals:
                 mlflow_tracking.log_jsonl_dataset(cfg.heldout, "heldout", context="evaluation")
-            mlflow_tracking.log_metrics(metrics)
+            with linked_model(cfg.model):  # metrics on the evaluated model's MLflow page too
+                mlflow_tracking.log_metrics(metrics)
             mlflow_tracking.log_artifacts(metrics_path)
             for path in artifacts:
                 mlflow_tracking.log_artifacts(path, str(path.parent.relative_to(out_dir)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from mosaic_it.config.train import TrainConfig
 from mosaic_it.atomic import write_text
 from mosaic_it.jsonl import write_json
 from mosaic_it.lineage import LINEAGE_FILE, base_model, write_lineage
+from mosaic_it.mlmodel.log import log_trained_model
 from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.paths import refuse_symlink_outside, remove_within
 from mosaic_it.progress import progress
@@ -46,6 +48,8 @@ from mosaic_it.train.outputs import arm_outputs, remember_run, run_to_continue
 # metrics.json keys MLflow already has in another form: the last `train/loss` point, and the
 # `derived.*` params (steps, samples, parameter counts).
 NOT_MLFLOW_METRICS = ("train/final_loss", "train/steps", "train/samples", "params/")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -137,7 +141,7 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
                           "params_trainable": n_params["trainable"], "data_md5": data_md5,
                           "base_model": base["id"], "base_model_sha256": base["sha256"]}}
     tags = {"mosaic_it.arm": cfg.arm, "mosaic_it.data_md5": data_md5, "mosaic_it.base_model": str(base["id"])}
-    run_ctx = (track.stage_run(f"train:{cfg.arm}", tracking, continue_run_id=run_to_continue(ckpt_root), params=params, tags=tags)
+    run_ctx = (track.stage_run(f"train:{cfg.arm}", tracking, continue_run_id=run_to_continue(ckpt_root), params=params, tags=tags, system_metrics=True)
                if info.is_main else contextlib.nullcontext())
     with run_ctx as run:
         if run is not None:
@@ -209,8 +213,10 @@ def _write_outputs(result: TrainResult, cfg: TrainConfig, model: Any, tokenizer:
     samples = sample_generations(model, tokenizer, cfg.sample_prompts, cfg.prompt_format,
                                  cfg.sample_max_new_tokens, device)
     write_json(out / "samples.json", samples)
-    if to_mlflow and tracking.log_model:
-        track.log_artifacts(result.model_dir, "model")
+    logged = None
+    if to_mlflow and tracking.log_model:  # before the metrics: MLflow links a run's later metrics to its model
+        logged = log_trained_model(result.model_dir, cfg.arm, tracking, cfg.model, cfg.prompt_format,
+                                   track.file_md5(cfg.data))
     # Only small files and metric values are written after this: they are not worth a clock.
     result.metrics.update(bill())
     write_json(result.metrics_path, result.metrics)
@@ -223,3 +229,8 @@ def _write_outputs(result: TrainResult, cfg: TrainConfig, model: Any, tokenizer:
         track.log_metrics({k: v for k, v in result.metrics.items() if not k.startswith(NOT_MLFLOW_METRICS)})
         for name in ("metrics.json", "cost.md", "cost.csv", "samples.json", "config.yaml", LINEAGE_FILE):
             track.log_artifacts(out / name)
+    where = f"; MLflow run {result.run_id}" if result.run_id else ""
+    if logged is not None:
+        where += f", model {logged.model_uri}"
+        where += f" registered as {logged.registered_name} v{logged.version}" if logged.version else ""
+    logger.info("train %s: wrote %s (model/, metrics.json, cost.md, samples.json)%s", cfg.arm, out, where)
