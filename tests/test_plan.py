@@ -114,3 +114,10 @@ def test_the_paper_parameter_set_loads_and_its_lora_run_fits_one_80gb_gpu(repo_r
     assert shape.total_params() == P_8B
     assert estimate(shape, setup).peak > 80 * GIB  # so gradient_checkpointing=auto turns it on ...
     assert 20 * GIB < estimate(shape, dataclasses.replace(setup, gradient_checkpointing=True)).peak < 80 * GIB
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_planning_for_a_gpu_on_a_machine_without_one_asks_for_its_memory(tiny_llama_dir):
+    result = CliRunner().invoke(app, ["plan", "-S", f"train.model={tiny_llama_dir}"])
+    assert isinstance(result.exception, MosaicItError)
+    assert "give the GPU's memory with --memory-gib" in str(result.exception)

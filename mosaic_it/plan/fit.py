@@ -62,6 +62,9 @@ def device_capacity(device: str, index: int = 0) -> int:
     if device == "cuda":
         import torch
 
+        if not torch.cuda.is_available():
+            raise MosaicItError("memory plan: no CUDA device on this machine; give the GPU's memory "
+                                "with --memory-gib (e.g. 80 for an H100)")
         return int(torch.cuda.get_device_properties(index).total_memory)
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
