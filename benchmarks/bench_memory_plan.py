@@ -30,6 +30,7 @@ CASES = [  # model, method, batch, max_length, gradient checkpointing, batching
     ("tiny", "full", 4, 512, True, "dynamic"),
     ("135m", "lora", 2, 256, False, "dynamic"),
     ("135m", "full", 2, 256, False, "dynamic"),
+    ("135m", "lora", 4, 256, True, "packed"),
 ]
 # glibc's malloc keeps freed blocks under its mmap threshold for reuse, so RSS would also count
 # memory no tensor holds; a low threshold makes tensor buffers mmaps that free returns at once,
