@@ -18,6 +18,10 @@ from mosaic_it.records import instruction_text
 # Joins that make GPT-2 pre-tokens merge or split differently: spaces, newlines, punctuation runs,
 # a contraction's tail, digits.
 AWKWARD_JOINS = ["", " ", "  ", "\n", "\n\n", " x", "x", "'s", "1. ", "(2)\n", "<BEGIN>", "**END**", ".", "9"]
+# Long pieces that are not record texts, cut on the fly like meta-instructions.
+LONG_PIECES = ["Answer every instruction below, in the order given. Wrap each answer in <A> and </A>.",
+               "  starts with spaces and is long enough to be cut on the fly, ends with them  ",
+               "no-space-anywhere-in-this-piece-but-longer-than-the-threshold-for-cutting"]
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +37,8 @@ def random_samples(texts: list[str], n: int, seed: int) -> list[list[list[str]]]
         pieces = []
         for _ in range(rng.randint(1, 6)):
             pieces += [rng.choice(AWKWARD_JOINS), rng.choice(texts)]
+        if rng.random() < 0.5:
+            pieces.insert(rng.randrange(len(pieces) + 1), rng.choice(LONG_PIECES))
         samples.append([pieces, [rng.choice(AWKWARD_JOINS), *reversed(pieces), rng.choice(AWKWARD_JOINS)]])
     return samples
 

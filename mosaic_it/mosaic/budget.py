@@ -24,6 +24,8 @@ SAFE_EXCESS_PER_JOIN = 1
 # A space between two non-space characters: GPT-2 byte-level pre-tokenization always cuts right
 # before it, whatever comes before or after the piece (see ExactSampleCounter).
 SAFE_CUT = re.compile(r"(?<=\S) (?=\S)")
+# Pieces at least this long that are not record texts are cut on the fly (meta-instructions).
+LONG_PIECE = 48
 
 
 class TokenCounter:
@@ -128,12 +130,24 @@ class ExactSampleCounter:
         inner = 0
         for piece in pieces:
             cut = self.cuts.get(piece)
+            if cut is None and self.cuts and len(piece) >= LONG_PIECE:
+                cut = self._cut_now(piece)
             if cut is None:
                 kept.append(piece)
             else:
                 kept.extend((cut[0], cut[2]))
                 inner += cut[1]
         return "".join(kept), inner
+
+    def _cut_now(self, text: str) -> tuple[str, int, str] | None:
+        """Cut a long piece that is not a record (a meta-instruction) with cached single counts:
+        its whole count is already cached by the budget check, its first and last words recur."""
+        first = SAFE_CUT.search(text)
+        if first is None:
+            return None
+        head, tail = text[: first.start()], text[_last_safe_cut(text):]
+        count = self.counter.count
+        return head, count(text) - count(head) - count(tail), tail
 
     def count_samples(self, samples: Sequence[Sequence[Sequence[str]]]) -> np.ndarray:
         """Exact token counts of many samples, each given as its sides (lists of pieces), tokenized
