@@ -115,10 +115,11 @@ class ExactSampleCounter:
             tails.append(text[last:])
             totals.append(int(total))
             self.cuts[text] = ("", 0, "")
-        head_counts = counter.count_many(heads)
-        tail_counts = counter.count_many(tails)
-        for text, head, tail, total, h, t in zip(cut_texts, heads, tails, totals, head_counts, tail_counts):
-            self.cuts[text] = (head, total - int(h) - int(t), tail)
+        # First and last words recur a lot: count each distinct one once.
+        distinct = list(dict.fromkeys(heads + tails))
+        counts = dict(zip(distinct, counter.count_many(distinct).tolist()))
+        for text, head, tail, total in zip(cut_texts, heads, tails, totals):
+            self.cuts[text] = (head, total - counts[head] - counts[tail], tail)
 
     def reduce(self, pieces: Iterable[str]) -> tuple[str, int]:
         """One side of a sample with every cut text's interior taken out, and the interiors' count.
