@@ -2,7 +2,6 @@
 active run, and register it as a new version of `tracking.register_as`."""
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,6 @@ from typing import Any
 
 from mosaic_it.config.tracking import TrackingConfig
 
-logger = logging.getLogger(__name__)
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 # What loading the model needs beyond the interpreter; mosaic-it itself brings the rest.
 REQUIREMENTS = ("mosaic-it", "torch", "transformers", "peft", "safetensors")
@@ -57,5 +55,4 @@ def log_trained_model(model_dir: str | Path, arm: str, tracking: TrackingConfig,
         return LoggedArm(info.model_id, info.model_uri)
     # A SQLite or mlflow-server registry creates versions synchronously: nothing to poll for.
     version = mlflow.register_model(info.model_uri, name, await_registration_for=0, tags=tags)
-    logger.info("registered %s version %s (%s)", name, version.version, info.model_uri)
     return LoggedArm(info.model_id, info.model_uri, name, str(version.version))
