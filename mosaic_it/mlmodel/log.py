@@ -2,6 +2,7 @@
 active run, and register it as a new version of `tracking.register_as`."""
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,11 @@ def log_trained_model(model_dir: str | Path, arm: str, tracking: TrackingConfig,
             pip_requirements=list(REQUIREMENTS), tags=tags)
     if name is None:
         return LoggedArm(info.model_id, info.model_uri)
-    # A SQLite or mlflow-server registry creates versions synchronously: nothing to poll for.
-    version = mlflow.register_model(info.model_uri, name, await_registration_for=0, tags=tags)
+    from mlflow.exceptions import MlflowException
+
+    try:  # a SQLite or mlflow-server registry creates versions synchronously: nothing to poll for
+        version = mlflow.register_model(info.model_uri, name, await_registration_for=0, tags=tags)
+    except MlflowException as exc:  # a store without a registry (a plain ./mlruns folder)
+        logging.getLogger(__name__).warning("not registered as %s: %s", name, str(exc).splitlines()[0])
+        return LoggedArm(info.model_id, info.model_uri)
     return LoggedArm(info.model_id, info.model_uri, name, str(version.version))

@@ -35,9 +35,15 @@ def promote_winner(cfg: CompareConfig, tracking: TrackingConfig, base: dict[str,
         return None
     from mosaic_it.lineage import read_lineage
 
+    from mlflow.exceptions import MlflowException
+
     client = mlflow.MlflowClient()
     run_id = read_lineage(Path(cfg.train_dir) / arm).get("run_id")
-    versions = client.search_model_versions(f"name = '{name}'")
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as exc:  # a store without a registry (a plain ./mlruns folder)
+        logger.warning("compare: cannot alias %s as %s: %s", name, alias, str(exc).splitlines()[0])
+        return None
     mine = [v for v in versions if v.run_id == run_id] or versions
     if not mine:
         logger.warning("compare: no registered version of %s to alias as %s (was tracking.log_model off?)",
