@@ -65,7 +65,7 @@ def test_train_cli_with_the_embedded_model_logs_everything(tmp_path, repo_root, 
     # The adapter is the run's MLflow model (registered as mosaic-it-mosaic), not a loose folder.
     (logged,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
     assert logged.source_run_id == run.info.run_id and logged.name == "mosaic"
-    model_files = set(mlflow.artifacts.list_artifacts(f"models:/{logged.model_id}/artifacts/model"))
+    model_files = mlflow.MlflowClient().list_logged_model_artifacts(logged.model_id, "artifacts/model")
     assert {"adapter_model.safetensors", "tokenizer.json"} <= {Path(f.path).name for f in model_files}
     assert version_model_id(mlflow.MlflowClient().get_model_version("mosaic-it-mosaic", "1")) == logged.model_id
     (dataset,) = run.inputs.dataset_inputs
