@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 # Third-party INFO loggers that repeat lines on every run with nothing to act on.
 QUIET_LOGGERS = ("mlflow.system_metrics",)
@@ -27,15 +28,26 @@ def quiet_third_party() -> None:
             os.environ.setdefault(key, value)
 
 
+class CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time (a redirect, a test's capture)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_cli_logging(level: int = logging.INFO) -> None:
-    """`mosaic_it.*` records as plain lines on stderr (installed once)."""
+    """`mosaic_it.*` records as plain lines on stderr (installed once; the CLI's root logger has no
+    handler of its own, so nothing prints twice)."""
     core = logging.getLogger("mosaic_it")
-    if not any(getattr(h, "mosaic_it_cli", False) for h in core.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, CurrentStderr) for h in core.handlers):
+        handler = CurrentStderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.mosaic_it_cli = True  # type: ignore[attr-defined]
         core.addHandler(handler)
-        core.propagate = False  # a root handler (Prefect's, MLflow's) must not print them again
     core.setLevel(level)
     quiet_third_party()
 
