@@ -19,7 +19,8 @@ from mosaic_it.train.run import run_training
 NO_TRACKING = TrackingConfig(enabled=False)
 
 # Computed once on CPU (torch 2.13) with the tiny_llama_dir model; LoRA starts as the identity,
-# so both methods share the first loss.
+# so both methods share the first loss. Compared to 1e-6 relative: fp32 sums over the vocabulary
+# move in the 7th digit between kernel builds (seen: 1.2e-7 relative after a reinstall).
 EXPECTED = {
     "lora": [10.808003210896597, 10.788703918457031, 10.805169767934114],
     "full": [10.808003210896597, 10.764230207963424, 10.591597232912562],
@@ -43,7 +44,7 @@ def tiny_config(model_dir, data, out, **changes) -> TrainConfig:
 def test_first_losses_are_exact(tmp_path, tiny_llama_dir, data16, method):
     result = run_training(tiny_config(tiny_llama_dir, data16, tmp_path / "out", method=method), NO_TRACKING)
     assert result.metrics["train/sequences"] == 3 * 4  # 3 steps of batch 4: what pad_to_max cost is derived from
-    assert result.losses == pytest.approx(EXPECTED[method], abs=1e-6)
+    assert result.losses == pytest.approx(EXPECTED[method], rel=1e-6, abs=0)
 
 
 def test_full_finetuning_saves_a_loadable_safetensors_model(tmp_path, tiny_llama_dir, data16):
