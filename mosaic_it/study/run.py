@@ -125,7 +125,7 @@ def evaluate_cell(params: Params, seed: int, arm: str) -> StepResult:
         return StepResult("evaluate", seed, arm, True, markers.read_info(marker).get("seconds", 0.0))
     started = time.perf_counter()
     with cell_tags(seed, arm):
-        run_evaluation(cfg, params.tracking)
+        run_evaluation(cfg, params.tracking, params.cost)
     seconds = time.perf_counter() - started
     markers.mark_done(marker, fingerprint, outputs, {"seconds": seconds})
     return StepResult("evaluate", seed, arm, False, seconds)
