@@ -56,3 +56,18 @@ def tiny_llama_dir(tmp_path_factory, embedded_tokenizer) -> Path:
     model.save_pretrained(target, safe_serialization=True)
     embedded_tokenizer.save_pretrained(target)
     return target
+
+
+@pytest.fixture(autouse=True)
+def no_mlflow_state_between_tests():
+    """MLflow's fluent API keeps an active experiment and a run stack per process; a test that
+    leaves either behind would steer every later test's runs (seen: a resumed run refused)."""
+    yield
+    import sys
+
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is None:
+        return
+    while fluent.active_run() is not None:
+        fluent.end_run()
+    fluent._active_experiment_id = None
