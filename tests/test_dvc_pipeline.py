@@ -137,6 +137,7 @@ def assert_both_revisions_compare(repo: Path, baseline: str, experiment: str) ->
     drawn = (("IFEval per instruction (strict)", "instruction", "strict"),
              ("Mosaic following per rule (format followed)", "rule", "format"))
     plots = dvc_json(repo, "plots", "diff", baseline, experiment)
+    assert "data" in plots, (plots, dvc(repo, "plots", "diff", baseline, experiment, "--json"))
     assert not [e for e in plots.get("errors", []) if e["name"] in {name for name, _, _ in drawn}]
     for name, field, column in drawn:
         (plot,) = plots["data"][name]
