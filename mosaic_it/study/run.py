@@ -4,7 +4,7 @@ same steps one by one. A finished step is skipped while its marker still matches
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,26 +46,35 @@ def prepare_records(params: Params) -> StepResult:
     return StepResult("records", None, None, unchanged, time.perf_counter() - started)
 
 
+def resumable(params: Params, step: str, seed: int, arm: str | None, fingerprint: str, outputs: list[Path],
+              work: Callable[[], dict[str, Any]]) -> StepResult:
+    """Run `work` unless this step's marker still matches; record its time and what it reports."""
+    marker = configs.layout(params).marker(seed, step, arm or "")
+    if markers.is_done(marker, fingerprint, outputs):
+        return StepResult(step, seed, arm, True, markers.read_info(marker).get("seconds", 0.0))
+    started = time.perf_counter()
+    info = work()
+    seconds = time.perf_counter() - started
+    markers.mark_done(marker, fingerprint, outputs, {"seconds": seconds, **info})
+    return StepResult(step, seed, arm, False, seconds)
+
+
 def augment_seed(params: Params, seed: int) -> StepResult:
     """Mosaic-IT samples from the study records with this seed (`study.mosaic_epochs` epochs)."""
     from mosaic_it.mosaic.augment import run_augment
     from mosaic_it.mosaic.stats import run_stats
 
     cfg = configs.augment_config(params, seed)
-    where = configs.layout(params)
-    marker = where.marker(seed, "augment")
+
+    def work() -> dict[str, Any]:
+        report = run_augment(cfg)
+        if report.samples == 0:
+            raise MosaicItError(f"augment wrote no sample for seed {seed} (records too long for augment.max_tokens?)")
+        run_stats(cfg.output, cfg.stats_dir)
+        return {"samples": report.samples}
+
     fingerprint = hash_text(configs.settings(cfg) + hash_paths([cfg.input]))
-    outputs = [Path(cfg.output)]
-    if markers.is_done(marker, fingerprint, outputs):
-        return StepResult("augment", seed, None, True, markers.read_info(marker).get("seconds", 0.0))
-    started = time.perf_counter()
-    report = run_augment(cfg)
-    if report.samples == 0:
-        raise MosaicItError(f"augment wrote no sample for seed {seed} (records too long for augment.max_tokens?)")
-    run_stats(cfg.output, cfg.stats_dir)
-    seconds = time.perf_counter() - started
-    markers.mark_done(marker, fingerprint, outputs, {"seconds": seconds, "samples": report.samples})
-    return StepResult("augment", seed, None, False, seconds)
+    return resumable(params, "augment", seed, None, fingerprint, [Path(cfg.output)], work)
 
 
 def arm_epochs(params: Params, seed: int, arm: str) -> float:
@@ -98,18 +107,15 @@ def train_cell(params: Params, seed: int, arm: str) -> StepResult:
 
     cfg = configs.train_config(params, seed, arm, arm_epochs(params, seed, arm))
     cell = configs.cell_dirs(params, seed, arm)
-    marker = configs.layout(params).marker(seed, "train", arm)
+
+    def work() -> dict[str, Any]:
+        with cell_tags(seed, arm):
+            result = run_training(cfg, params.tracking, params.cost)
+        return {"epochs": cfg.epochs, "run_id": result.run_id}
+
     fingerprint = hash_text(configs.learned_settings(cfg) + hash_paths([cfg.data]))
-    outputs = [cell.train_dir / "model", cell.train_dir / "metrics.json"]
-    if markers.is_done(marker, fingerprint, outputs):
-        return StepResult("train", seed, arm, True, markers.read_info(marker).get("seconds", 0.0))
-    started = time.perf_counter()
-    with cell_tags(seed, arm):
-        result = run_training(cfg, params.tracking, params.cost)
-    seconds = time.perf_counter() - started
-    markers.mark_done(marker, fingerprint, outputs,
-                      {"seconds": seconds, "epochs": cfg.epochs, "run_id": result.run_id})
-    return StepResult("train", seed, arm, False, seconds)
+    return resumable(params, "train", seed, arm, fingerprint, [cell.train_dir / "model", cell.train_dir / "metrics.json"],
+                     work)
 
 
 def evaluate_cell(params: Params, seed: int, arm: str) -> StepResult:
@@ -117,18 +123,15 @@ def evaluate_cell(params: Params, seed: int, arm: str) -> StepResult:
 
     cfg = configs.evaluate_config(params, seed, arm)
     cell = configs.cell_dirs(params, seed, arm)
-    marker = configs.layout(params).marker(seed, "evaluate", arm)
+
+    def work() -> dict[str, Any]:
+        with cell_tags(seed, arm):
+            run_evaluation(cfg, params.tracking, params.cost)
+        return {}
+
     inputs = [cell.train_dir / "model", Path(cfg.heldout), Path(cfg.ifeval_path)]
     fingerprint = hash_text(configs.settings(cfg) + hash_paths(inputs))
-    outputs = [cell.eval_dir / "metrics.json"]
-    if markers.is_done(marker, fingerprint, outputs):
-        return StepResult("evaluate", seed, arm, True, markers.read_info(marker).get("seconds", 0.0))
-    started = time.perf_counter()
-    with cell_tags(seed, arm):
-        run_evaluation(cfg, params.tracking, params.cost)
-    seconds = time.perf_counter() - started
-    markers.mark_done(marker, fingerprint, outputs, {"seconds": seconds})
-    return StepResult("evaluate", seed, arm, False, seconds)
+    return resumable(params, "evaluate", seed, arm, fingerprint, [cell.eval_dir / "metrics.json"], work)
 
 
 def run_cell(params: Params, seed: int, arm: str) -> list[StepResult]:
@@ -161,8 +164,12 @@ def cells(params: Params) -> dict[tuple[str, int], CellDirs]:
             for seed in params.study.seeds for arm in params.study.arms}
 
 
+def evaluated(dirs: CellDirs) -> bool:
+    return (dirs.eval_dir / "metrics.json").is_file()
+
+
 def missing_cells(params: Params) -> list[tuple[str, int]]:
-    return [key for key, dirs in cells(params).items() if not (dirs.eval_dir / "metrics.json").is_file()]
+    return [key for key, dirs in cells(params).items() if not evaluated(dirs)]
 
 
 def report(params: Params) -> Any:
@@ -217,8 +224,7 @@ def run_study(params: Params, seeds: Sequence[int] | None = None, arms: Sequence
             for arm in chosen_arms:
                 steps.extend(run_cell(params, seed, arm))
                 bar.update(1)
-            if all((configs.cell_dirs(params, seed, arm).eval_dir / "metrics.json").is_file()
-                   for arm in params.study.arms):
+            if all(evaluated(configs.cell_dirs(params, seed, arm)) for arm in params.study.arms):
                 steps.extend(judge_seed(params, seed))
         if with_report:
             summary = report(params)
