@@ -39,8 +39,9 @@ def register(app: typer.Typer) -> None:
             return
         if records_only or augment_only:
             study_run.prepare_records(loaded)
-            for seed in (seeds or loaded.study.seeds) if augment_only else []:
-                study_run.augment_seed(loaded, seed)
+            if augment_only:
+                for seed in seeds or loaded.study.seeds:
+                    study_run.augment_seed(loaded, seed)
             typer.echo(f"study data under {loaded.study.output_dir}")
             return
         steps, summary = study_run.run_study(loaded, seeds, arms, with_report=not no_report)
