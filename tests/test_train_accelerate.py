@@ -26,6 +26,15 @@ def test_outside_accelerate_nothing_changes():
     assert apply_accelerate(cfg, {}) is cfg
 
 
+def test_an_fsdp_config_selects_sharded_training_and_its_activation_checkpointing():
+    env = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_RESHARD_AFTER_FORWARD": "true",
+           "FSDP_OFFLOAD_PARAMS": "false", "FSDP_ACTIVATION_CHECKPOINTING": "false"}
+    got = apply_accelerate(TrainConfig(), env)
+    assert (got.distributed, got.gradient_checkpointing) == ("fsdp", "auto")
+    got = apply_accelerate(TrainConfig(), {**env, "FSDP_ACTIVATION_CHECKPOINTING": "true"})
+    assert (got.distributed, got.gradient_checkpointing) == ("fsdp", True)
+
+
 def test_mixed_precision_and_cpu_decide_dtype_and_device():
     env = {"ACCELERATE_MIXED_PRECISION": "bf16", "ACCELERATE_USE_CPU": "True", "ACCELERATE_DYNAMO_BACKEND": "NO"}
     got = apply_accelerate(TrainConfig(), env)
@@ -36,7 +45,12 @@ def test_mixed_precision_and_cpu_decide_dtype_and_device():
 
 @pytest.mark.parametrize(("env", "cfg", "message"), [
     ({"ACCELERATE_USE_DEEPSPEED": "true"}, {}, "accelerate config: distributed_type: DEEPSPEED is not run"),
-    ({"ACCELERATE_USE_FSDP": "true"}, {}, "accelerate config: distributed_type: FSDP is not run"),
+    ({"ACCELERATE_USE_FSDP": "true", "FSDP_OFFLOAD_PARAMS": "true"}, {}, "fsdp_offload_params: true is not done"),
+    ({"ACCELERATE_USE_FSDP": "true", "FSDP_RESHARD_AFTER_FORWARD": "false"}, {},
+     "fsdp_reshard_after_forward: false is not done"),
+    ({"ACCELERATE_USE_FSDP": "true", "FSDP_ACTIVATION_CHECKPOINTING": "true"}, {"gradient_checkpointing": False},
+     "fsdp_activation_checkpointing: true contradicts train.gradient_checkpointing=false"),
+    ({"ACCELERATE_USE_FSDP": "true"}, {"quantization": "4bit"}, "distributed_type: FSDP contradicts train.quantization"),
     ({"ACCELERATE_USE_MEGATRON_LM": "true"}, {}, "accelerate config: distributed_type: MEGATRON_LM is not run"),
     ({"ACCELERATE_MIXED_PRECISION": "fp16"}, {}, "accelerate config: mixed_precision: fp16 needs a loss scaler"),
     ({"ACCELERATE_MIXED_PRECISION": "fp8"}, {}, "accelerate config: mixed_precision: fp8 needs a loss scaler"),
@@ -100,18 +114,23 @@ def test_accelerate_launch_runs_two_processes_under_bf16(tmp_path, repo_root, ti
 FSDP = """compute_environment: LOCAL_MACHINE
 distributed_type: FSDP
 num_machines: 1
-num_processes: 1
+num_processes: 2
 mixed_precision: 'no'
 fsdp_config:
   fsdp_version: 2
+  fsdp_activation_checkpointing: true
 """
 
 
 @pytest.mark.slow
-def test_accelerate_launch_with_an_fsdp_config_is_refused(tmp_path, repo_root, tiny_llama_dir, sample_data):
+def test_accelerate_launch_with_an_fsdp_config_trains_sharded(tmp_path, repo_root, tiny_llama_dir, sample_data):
     proc = launch(tmp_path, repo_root, FSDP, [], tiny_llama_dir, sample_data)
-    assert proc.returncode != 0
-    ours = [line for line in proc.stderr.splitlines() if "accelerate config:" in line]
-    assert len(ours) == 1 and "distributed_type: FSDP is not run by mosaic-it's training loop" in ours[0]
-    assert "mosaic_it" not in proc.stderr.split("accelerate config:")[0]  # no traceback of ours before it
-    assert not (tmp_path / "runs" / "train" / "acc").exists()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "runs" / "train" / "acc"
+    written = (out / "config.yaml").read_text()
+    assert "distributed: fsdp" in written and "gradient_checkpointing: true" in written
+    assert json.loads((out / "metrics.json").read_text())["train/steps"] == 2
+    assert (out / "model" / "model.safetensors").exists()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = mlflow.search_runs(experiment_names=["accelerate"], output_format="list")
+    assert run.data.params["derived.world_size"] == "2" and run.data.params["train.distributed"] == "fsdp"

@@ -48,6 +48,9 @@ class TrainConfig(BaseModel):
     quantization: Literal["none", "4bit"] = "none"  # 4bit: QLoRA (NF4 base, CUDA + bitsandbytes)
     attn_implementation: Literal["sdpa", "flash_attention_2", "eager"] = "sdpa"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # With several processes: ddp keeps a full replica per process; fsdp shards weights, gradients
+    # and optimizer state (FSDP2, one unit per decoder layer). One process trains unsharded either way.
+    distributed: Literal["ddp", "fsdp"] = "ddp"
 
     # How batches are built.
     batching: Batching = "dynamic"
@@ -86,4 +89,6 @@ class TrainConfig(BaseModel):
             raise ValueError("lora.target_modules must name at least one module")
         if self.quantization == "4bit" and self.method != "lora":
             raise ValueError("quantization=4bit trains LoRA adapters only; set method=lora")
+        if self.quantization == "4bit" and self.distributed == "fsdp":
+            raise ValueError("quantization=4bit is not sharded by FSDP here; use distributed=ddp (QLoRA fits one GPU)")
         return self

@@ -86,7 +86,8 @@ def check_fits(cfg: TrainConfig, device: str, bf16: bool, world_size: int = 1, i
         shape = load_shape(cfg.model)
     except MosaicItError:
         return None
-    setup = setup_from_config(cfg, device, bf16, world_size)
+    sharding = "fsdp" if cfg.distributed == "fsdp" and world_size > 1 else "none"
+    setup = setup_from_config(cfg, device, bf16, world_size, sharding)
     plan = estimate(shape, setup)
     capacity = device_capacity(device, index)
     if plan.peak > capacity:

@@ -3,7 +3,8 @@
 A checkpoint holds the trainable weights (safetensors), the optimizer and scheduler state and
 the counters of the run so far (state.pt), and every random generator's state (rng-<rank>.pt).
 The data position needs nothing extra: the step plan is a pure function of the seed, so
-resuming at step k replays batches from step k on.
+resuming at step k replays batches from step k on. Under FSDP every rank writes its own shards
+instead (mosaic_it.train.fsdp_checkpoint); the folder protocol below is the same.
 
 Checkpoint folders may sit on shared disks, so they are untrusted: the .pt files hold only
 tensors and plain containers and are read with torch.load(weights_only=True), which refuses
@@ -25,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from mosaic_it.atomic import fsync_dir
 from mosaic_it.paths import remove_within
-from mosaic_it.train.distributed import DistInfo, barrier
+from mosaic_it.train.distributed import DistInfo, all_reduce_sum, barrier
 
 PREFIX = "step-"
 WEIGHTS = "trainable.safetensors"
@@ -74,15 +75,21 @@ def _save(obj: Any, path: Path) -> None:
 
 
 def save_checkpoint(root: Path, step: int, model: Any, optimizer: Any, scheduler: Any,
-                    counters: dict[str, Any], info: DistInfo, keep: int) -> Path:
+                    counters: dict[str, Any], info: DistInfo, keep: int, sharded: bool = False) -> Path:
+    """`sharded`: every rank writes its own shards (train.distributed=fsdp, fsdp_checkpoint.py)."""
     final = root / f"{PREFIX}{step}"
     staging = root / f".{PREFIX}{step}.partial"
     if info.is_main:
         remove_within(staging, root)  # a leftover of a killed save
         staging.mkdir(parents=True)
     barrier(info)
-    _save(rng_state(), staging / f"rng-{info.rank}.pt")
-    if info.is_main:
+    if sharded:
+        from mosaic_it.train.fsdp_checkpoint import write_sharded
+
+        write_sharded(staging, model, optimizer, scheduler, counters, info)
+    else:
+        _save(rng_state(), staging / f"rng-{info.rank}.pt")
+    if info.is_main and not sharded:
         save_file(trainable_state(model), staging / WEIGHTS)
         _save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                "counters": counters}, staging / STATE)
@@ -145,14 +152,24 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any, info
 
 def load_latest(root: Path, model: Any, optimizer: Any, scheduler: Any,
                 info: DistInfo) -> tuple[Path, dict[str, Any]] | None:
-    """Resume from the newest readable checkpoint; None when there is none (start from step 0)."""
+    """Resume from the newest readable checkpoint; None when there is none (start from step 0).
+
+    Every rank must find it readable (each reads its own files), else all take the previous one.
+    """
+    from mosaic_it.train.fsdp_checkpoint import apply_sharded, is_sharded_checkpoint, read_sharded
+
+    device = next(model.parameters()).device
     for path in reversed(list_checkpoints(root)):
+        reason, sharded = "", is_sharded_checkpoint(path)
         try:
-            ckpt = read_checkpoint(path, info.rank)
+            ckpt = read_sharded(path, model, info) if sharded else read_checkpoint(path, info.rank)
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is skipped the same way
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            warnings.warn(f"checkpoint {path} is unreadable ({reason[:200]}); trying the previous one",
-                          stacklevel=2)
+            reason = (str(exc).splitlines()[0] if str(exc) else type(exc).__name__) or "unreadable"
+        if all_reduce_sum(1.0 if reason else 0.0, info, device) > 0:
+            why = reason[:200] if reason else "another rank could not read its part"
+            warnings.warn(f"checkpoint {path} is unreadable ({why}); trying the previous one", stacklevel=2)
             continue
+        if sharded:
+            return path, apply_sharded(ckpt, model, optimizer, scheduler)
         return path, apply_checkpoint(ckpt, model, optimizer, scheduler)
     return None

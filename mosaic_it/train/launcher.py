@@ -1,10 +1,14 @@
 """What `accelerate launch` asked for, read from the environment it hands the training script.
 
 accelerate's launcher starts the processes (torchrun underneath) and describes its config in
-ACCELERATE_* variables. The loop honours what it can do itself: the processes and machines
-(it joins them with DDP, train/distributed.py), `mixed_precision` bf16 or no (train.dtype) and
-`use_cpu` (train.device). It refuses, in one line, what it would otherwise silently ignore:
-the FSDP, DeepSpeed and Megatron-LM plugins, fp16/fp8 (no loss scaler here) and torch dynamo.
+ACCELERATE_* and FSDP_* variables. The loop honours what it can do itself: the processes and
+machines (joined with DDP, train/distributed.py), `distributed_type: FSDP` (train.distributed=fsdp:
+mosaic-it's own FSDP2 sharding, train/fsdp.py, with `fsdp_activation_checkpointing` as
+train.gradient_checkpointing), `mixed_precision` bf16 or no (train.dtype) and `use_cpu`
+(train.device). It refuses, in one line, what it would otherwise silently ignore: the DeepSpeed
+and Megatron-LM plugins, FSDP parameter offload and FSDP without resharding after forward (ZeRO-2),
+fp16/fp8 (no loss scaler here) and torch dynamo. FSDP's wrap policy, version and state-dict type
+are mosaic-it's own choices (one unit per decoder layer, FSDP2, sharded checkpoints).
 """
 from __future__ import annotations
 
@@ -13,8 +17,7 @@ from collections.abc import Mapping
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import MosaicItError
 
-PLUGINS = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DEEPSPEED",
-           "ACCELERATE_USE_MEGATRON_LM": "MEGATRON_LM"}
+PLUGINS = {"ACCELERATE_USE_DEEPSPEED": "DEEPSPEED", "ACCELERATE_USE_MEGATRON_LM": "MEGATRON_LM"}
 
 
 def _true(value: str | None) -> bool:
@@ -29,16 +32,13 @@ def apply_accelerate(cfg: TrainConfig, env: Mapping[str, str]) -> TrainConfig:
     """cfg with the accelerate config's choices applied; unchanged outside `accelerate launch`."""
     for variable, plugin in PLUGINS.items():
         if _true(env.get(variable)):
-            hint = ("use a plain multi-GPU accelerate config and train.distributed=fsdp"
-                    if plugin == "FSDP" and "distributed" in TrainConfig.model_fields
-                    else "use a plain multi-GPU (DDP) accelerate config")
-            raise refuse(f"distributed_type: {plugin}", f"is not run by mosaic-it's training loop (its plugin "
-                         f"settings would be ignored); {hint}")
+            raise refuse(f"distributed_type: {plugin}", "is not run by mosaic-it's training loop (its plugin "
+                         "settings would be ignored); use a multi-GPU (DDP) or FSDP accelerate config")
     dynamo = env.get("ACCELERATE_DYNAMO_BACKEND", "NO")
     if dynamo.upper() != "NO":
         raise refuse(f"dynamo_backend: {dynamo}", "(torch.compile) is not applied by mosaic-it's training loop; "
                      "set it to 'no'")
-    updates: dict[str, str] = {}
+    updates: dict[str, str | bool] = _fsdp(cfg, env) if _true(env.get("ACCELERATE_USE_FSDP")) else {}
     precision = env.get("ACCELERATE_MIXED_PRECISION")
     if precision is not None:
         precision = precision.lower()
@@ -54,3 +54,22 @@ def apply_accelerate(cfg: TrainConfig, env: Mapping[str, str]) -> TrainConfig:
             raise refuse("use_cpu: true", "contradicts train.device=cuda; make them agree")
         updates["device"] = "cpu"
     return cfg.model_copy(update=updates) if updates else cfg
+
+
+def _fsdp(cfg: TrainConfig, env: Mapping[str, str]) -> dict[str, str | bool]:
+    """distributed_type: FSDP as train settings; what the loop's FSDP does not do is refused."""
+    if _true(env.get("FSDP_OFFLOAD_PARAMS")):
+        raise refuse("fsdp_offload_params: true", "is not done by mosaic-it's FSDP; set it to false")
+    if env.get("FSDP_RESHARD_AFTER_FORWARD", "true").strip().lower() in ("false", "0", "no"):
+        raise refuse("fsdp_reshard_after_forward: false", "is not done by mosaic-it's FSDP (it always frees "
+                     "gathered weights after forward); set it to true")
+    if cfg.quantization == "4bit":
+        raise refuse("distributed_type: FSDP", "contradicts train.quantization=4bit (QLoRA is not sharded); "
+                     "use a multi-GPU (DDP) config")
+    updates: dict[str, str | bool] = {"distributed": "fsdp"}
+    if _true(env.get("FSDP_ACTIVATION_CHECKPOINTING")):
+        if cfg.gradient_checkpointing is False:
+            raise refuse("fsdp_activation_checkpointing: true", "contradicts train.gradient_checkpointing=false; "
+                         "make them agree")
+        updates["gradient_checkpointing"] = True
+    return updates

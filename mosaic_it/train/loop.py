@@ -17,6 +17,7 @@ from mosaic_it.train.checkpoint import load_latest, save_checkpoint
 from mosaic_it.train.cost import FlopModel, StageClock
 from mosaic_it.train.data import IGNORE, Example
 from mosaic_it.train.distributed import DistInfo, all_reduce_max, all_reduce_sum
+from mosaic_it.train.fsdp import clip_gradients, is_sharded
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,14 @@ def train_loop(*, model: Any, examples: Sequence[Example], steps: list[Step], cf
                info: DistInfo, pad_id: int, flop_model: FlopModel, ckpt_root: Path,
                callbacks: Sequence[Callable[[StepLog], None]] = (), clock: StageClock | None = None) -> Counters:
     # Checkpoints hold the unwrapped model's names, so a run may resume on another world size.
-    core = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+    core = model.module if ddp else model
     counters = resume(ckpt_root, cfg, core, optimizer, scheduler, info)
     if clock is not None:
         clock.resume_from(counters.stage_seconds)
     trainable = [p for p in model.parameters() if p.requires_grad]
     slice_head = supports_head_slicing(model)
+    sharded = is_sharded(model)
     model.train()
     for index in range(counters.step, len(steps)):
         tick = time.perf_counter()
@@ -103,13 +106,15 @@ def train_loop(*, model: Any, examples: Sequence[Example], steps: list[Step], cf
         loss_sum = 0.0
         for k, batch in enumerate(batches):
             last = k == len(batches) - 1
-            sync = contextlib.nullcontext() if last or not info.active else model.no_sync()
+            # FSDP reduce-scatters every micro-batch: keeping unsharded gradients would undo its savings.
+            sync = model.no_sync() if ddp and not last else contextlib.nullcontext()
             with sync:
                 loss = sum_loss(model, batch, device, amp, slice_head)
                 (loss * scale).backward()
             loss_sum += float(loss.detach())
         limit = cfg.max_grad_norm if cfg.max_grad_norm is not None else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, limit))
+        grad_norm = (clip_gradients(trainable, limit) if sharded
+                     else float(torch.nn.utils.clip_grad_norm_(trainable, limit)))
         learning_rate = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
@@ -139,5 +144,5 @@ def train_loop(*, model: Any, examples: Sequence[Example], steps: list[Step], cf
             if clock is not None:
                 counters.stage_seconds = clock.elapsed()
             save_checkpoint(ckpt_root, counters.step, core, optimizer, scheduler,
-                            counters.__dict__.copy(), info, cfg.keep_checkpoints)
+                            counters.__dict__.copy(), info, cfg.keep_checkpoints, cfg.distributed == "fsdp")
     return counters

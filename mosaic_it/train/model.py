@@ -106,13 +106,16 @@ def count_params(model: Any) -> dict[str, int]:
     return {"total": total, "trainable": trainable, "matmul": matmul}
 
 
-def save_trained(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
+def save_trained(model: Any, tokenizer: Any, out_dir: str | Path,
+                 state_dict: dict[str, torch.Tensor] | None = None) -> Path:
     """Adapter (LoRA) or full weights as safetensors, plus the tokenizer, in one directory.
 
     Saved into a temporary folder that replaces `out_dir` only when complete (mosaic_it.atomic).
+    `state_dict`: the weights to write instead of the model's own (a sharded model's, gathered).
     """
     out_dir = Path(out_dir)
+    extra = {"state_dict": state_dict} if state_dict is not None else {}
     with atomic_dir(out_dir) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
+        model.save_pretrained(staging, safe_serialization=True, **extra)
         tokenizer.save_pretrained(staging)
     return out_dir
