@@ -86,15 +86,18 @@ def run_ours(spec: dict, regime: str) -> dict:
     from mosaic_it.train.run import run_training
 
     ends: list[float] = []
+    cpu: list[float] = []
     rss: list[int] = []
 
     def on_step(_log) -> None:
         ends.append(time.perf_counter())
+        cpu.append(time.process_time())
         if not rss:
             rss.append(_status_bytes("VmRSS"))
 
     result = run_training(train_config(spec, regime), TrackingConfig(enabled=False), callbacks=[on_step])
-    return {"losses": result.losses, "step_ends": ends, "step_tokens": step_tokens(spec, regime), "rss_after_step1": rss[0]}
+    return {"losses": result.losses, "step_ends": ends, "step_cpu": cpu, "step_tokens": step_tokens(spec, regime),
+            "rss_after_step1": rss[0]}
 
 
 def trl_dataset(spec: dict, regime: str):
@@ -125,6 +128,7 @@ def run_trl(spec: dict, regime: str) -> dict:
     cfg = train_config(spec, regime)
     dataset, n_steps = trl_dataset(spec, regime)
     ends: list[float] = []
+    cpu: list[float] = []
     rss: list[int] = []
     tokens: list[int] = []
     losses: list[float] = []
@@ -138,6 +142,7 @@ def run_trl(spec: dict, regime: str) -> dict:
     class StepEnds(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             ends.append(time.perf_counter())
+            cpu.append(time.process_time())
             tokens.append(trainer._total_train_tokens - sum(tokens))
             if not rss:
                 rss.append(_status_bytes("VmRSS"))
@@ -155,7 +160,7 @@ def run_trl(spec: dict, regime: str) -> dict:
     trainer = Recording(model=str(resolve_model_path(cfg.model)), args=args, train_dataset=dataset,
                         processing_class=load_tokenizer(cfg.model), peft_config=lora, callbacks=[StepEnds()])
     trainer.train()
-    return {"losses": losses, "step_ends": ends, "step_tokens": tokens, "rss_after_step1": rss[0]}
+    return {"losses": losses, "step_ends": ends, "step_cpu": cpu, "step_tokens": tokens, "rss_after_step1": rss[0]}
 
 
 def child(side: str, regime: str, spec: dict) -> None:
@@ -168,16 +173,18 @@ def load_avg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def measure(side: str, regime: str, spec: dict) -> dict:
+def measure(side: str, regime: str, spec: dict, threads: int) -> dict:
     before = load_avg()
     command = [sys.executable, __file__, "--child", side, regime, json.dumps(spec)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True, env={**os.environ, **CHILD_ENV})
+    env = {**os.environ, **CHILD_ENV, "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     result = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
     ends, tokens = result["step_ends"], result["step_tokens"]
     seconds = ends[-1] - ends[0]
     result.update(side=side, regime=regime, load_before=before, load_after=load_avg(),
                   timed_steps=len(ends) - 1, timed_tokens=sum(tokens[1:]), timed_seconds=seconds,
-                  tokens_per_second=sum(tokens[1:]) / seconds)
+                  tokens_per_second=sum(tokens[1:]) / seconds,
+                  tokens_per_cpu_second=sum(tokens[1:]) / (result["step_cpu"][-1] - result["step_cpu"][0]))
     return result
 
 
@@ -219,6 +226,10 @@ def summarize(results: list[dict]) -> list[dict]:
             "ours_tps": [r["tokens_per_second"] for r in sides["ours"]],
             "trl_tps": [r["tokens_per_second"] for r in sides["trl"]],
             "ratio": ours["tokens_per_second"] / trl["tokens_per_second"],
+            "ours_tpcs": [r["tokens_per_cpu_second"] for r in sides["ours"]],
+            "trl_tpcs": [r["tokens_per_cpu_second"] for r in sides["trl"]],
+            "cpu_ratio": max(r["tokens_per_cpu_second"] for r in sides["ours"])
+            / max(r["tokens_per_cpu_second"] for r in sides["trl"]),
             "ours_peak_rss_mb": min(r["peak_rss"] for r in sides["ours"]) / 2**20,
             "trl_peak_rss_mb": min(r["peak_rss"] for r in sides["trl"]) / 2**20,
             "max_loss_diff": max(diffs), "losses_match": max(diffs) <= LOSS_TOLERANCE,
@@ -228,13 +239,15 @@ def summarize(results: list[dict]) -> list[dict]:
 
 
 def render(rows: list[dict]) -> str:
-    lines = ["| regime | n | timed steps | timed real tokens | ours tokens/s best (all) | TRL tokens/s best (all) | "
-             "ours / TRL | peak RSS ours / TRL | max per-step loss diff |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| regime | n | timed steps | timed real tokens | tokens/s ours, best (all) | tokens/s TRL, best (all) | "
+             "ours / TRL | tokens/CPU-s ours, best (all) | tokens/CPU-s TRL, best (all) | ours / TRL (CPU) | "
+             "peak RSS ours / TRL | max per-step loss diff |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         spread = lambda xs: f"**{max(xs):.0f}** ({', '.join(f'{x:.0f}' for x in xs)})"  # noqa: E731
         lines.append(f"| {r['regime']} | {r['n']} | {r['steps'] - 1} | {r['timed_tokens']:,} | {spread(r['ours_tps'])} | "
-                     f"{spread(r['trl_tps'])} | **{r['ratio']:.2f}x** | {r['ours_peak_rss_mb']:.0f} / "
+                     f"{spread(r['trl_tps'])} | **{r['ratio']:.2f}x** | {spread(r['ours_tpcs'])} | "
+                     f"{spread(r['trl_tpcs'])} | **{r['cpu_ratio']:.2f}x** | {r['ours_peak_rss_mb']:.0f} / "
                      f"{r['trl_peak_rss_mb']:.0f} MiB | {r['max_loss_diff']:.1e} |")
     return "\n".join(lines)
 
@@ -253,6 +266,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per run (1: a shared machine's other jobs cannot stall a thread barrier)")
     parser.add_argument("--out", default="runs/bench_train_vs_trl/results.json")
     args = parser.parse_args()
 
@@ -262,9 +277,10 @@ def main() -> None:
         for repeat in range(args.repeats):
             for regime in args.regimes:
                 for side in ("ours", "trl"):
-                    result = measure(side, regime, spec)
+                    result = measure(side, regime, spec, args.threads)
                     results.append(result)
                     print(f"{regime} {side} #{repeat + 1}: {result['tokens_per_second']:.0f} tokens/s, "
+                          f"{result['tokens_per_cpu_second']:.0f} tokens/CPU-s, "
                           f"peak RSS {result['peak_rss'] / 2**20:.0f} MiB, load {result['load_before']} -> "
                           f"{result['load_after']}", flush=True)
     rows = summarize(results)
