@@ -55,8 +55,13 @@ def test_a_changed_setting_misses_and_only_new_prompts_are_generated(tiny, tmp_p
     longer = Counting(*tiny)
     behind_cache(tiny, path, longer)(PROMPTS[:2], GenerationConfig(max_new_tokens=7), "t")
     assert sorted(longer.prompts) == sorted(PROMPTS[:2])
-    batch = Counting(*tiny)  # batch size does not change greedy answers, so it is not part of the key
-    behind_cache(tiny, path, batch)(PROMPTS, GenerationConfig(max_new_tokens=6, batch_size=3), "t")
+    slots = Counting(*tiny)  # continuous batching: the slot count is part of every row's arithmetic
+    behind_cache(tiny, path, slots)(PROMPTS[:2], GenerationConfig(max_new_tokens=6, batch_size=3), "t")
+    assert sorted(slots.prompts) == sorted(PROMPTS[:2])
+    static = GenerationConfig(max_new_tokens=6, batching="static")
+    behind_cache(tiny, path, Counting(*tiny))(PROMPTS[:2], static, "t")
+    batch = Counting(*tiny)  # static batching, greedy: the batch size is not part of the key
+    behind_cache(tiny, path, batch)(PROMPTS, static.model_copy(update={"batch_size": 3}), "t")
     assert sorted(batch.prompts) == ["Say hi.", "What is rain?"]
 
 
@@ -117,7 +122,7 @@ def test_chunked_generation_meets_the_batches_of_one_uncached_call(tiny, tmp_pat
     monkeypatch.setattr(generation_cache, "APPEND_EVERY", 2)  # one batch of two per chunk
     prompts = ["A much longer question about the weather today?", "Hi", "Count from one to ten slowly.", "Why?",
                "Name two colours and one animal.", "Ok"]
-    gen = GenerationConfig(max_new_tokens=8, batch_size=2)
+    gen = GenerationConfig(max_new_tokens=8, batch_size=2, batching="static")
     counting = Counting(*tiny)
     answers = behind_cache(tiny, tmp_path / "c.jsonl", counting)(prompts, gen, "t")
     assert answers == counting.inner(prompts, gen, "t")

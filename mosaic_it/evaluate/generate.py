@@ -1,4 +1,5 @@
-"""Batched chat generation: the model's chat template, left padding, KV cache, greedy by default."""
+"""Batched chat generation in the training prompt format, greedy by default: continuous batching
+(evaluate/slots.py) for greedy answers, HF `generate` over padded batches otherwise."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,39 +27,68 @@ def generate(
 
     torch.manual_seed(seed)
     texts = [render_prompt(p, tokenizer, prompt_format) for p in prompts]
-    # Batching prompts of similar length wastes the least compute on padding.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
     tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
     tokenizer.truncation_side = "left"  # an over-long prompt keeps its question
+    with progress(len(texts), desc, unit="prompt") as bar:
+        if continuous(model, cfg):
+            return _generate_continuous(model, tokenizer, texts, cfg, bar)
+        return _generate_static(model, tokenizer, texts, cfg, bar)
+
+
+def continuous(model: Any, cfg: GenerationConfig) -> bool:
+    """Whether greedy answers come from evaluate/slots.py (batch-independent) or HF generate."""
+    from mosaic_it.evaluate import slots
+
+    return (cfg.batching == "continuous" and cfg.temperature == 0
+            and slots.supports(model, cfg.max_prompt_tokens + cfg.max_new_tokens))
+
+
+def _generate_continuous(model: Any, tokenizer: Any, texts: list[str], cfg: GenerationConfig, bar: Any) -> list[str]:
+    from mosaic_it.evaluate.slots import generate_greedy
+
+    ids = tokenizer(texts, truncation=True, max_length=cfg.max_prompt_tokens, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)  # long prefills first
+    tokens = generate_greedy(model, [ids[i] for i in order], cfg.max_new_tokens, cfg.batch_size,
+                             {tokenizer.eos_token_id}, tokenizer.pad_token_id, on_done=lambda _: bar.update(1))
+    answers = [""] * len(texts)
+    for i, row in zip(order, tokens):
+        answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+    return answers
+
+
+def _generate_static(model: Any, tokenizer: Any, texts: list[str], cfg: GenerationConfig, bar: Any) -> list[str]:
+    import torch
+
+    # Batching prompts of similar length wastes the least compute on padding.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
     answers: list[str] = [""] * len(texts)
     sampling = cfg.temperature > 0
     extra = {"do_sample": True, "temperature": cfg.temperature} if sampling else {"do_sample": False}
-    with progress(len(texts), desc, unit="prompt") as bar:
-        for start in range(0, len(order), cfg.batch_size):
-            batch = order[start : start + cfg.batch_size]
-            enc = tokenizer(
-                [texts[i] for i in batch],
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=cfg.max_prompt_tokens,
-                add_special_tokens=False,
-            ).to(model.device)
-            with torch.inference_mode():
-                out = model.generate(
-                    **enc,
-                    max_new_tokens=cfg.max_new_tokens,
-                    use_cache=True,
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                    top_p=None,
-                    top_k=None,
-                    **extra,
-                )
-            new_tokens = out[:, enc["input_ids"].shape[1] :]
-            for i, row in zip(batch, new_tokens):
-                answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
-            bar.update(len(batch))
+    for start in range(0, len(order), cfg.batch_size):
+        batch = order[start : start + cfg.batch_size]
+        enc = tokenizer(
+            [texts[i] for i in batch],
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=cfg.max_prompt_tokens,
+            add_special_tokens=False,
+        ).to(model.device)
+        with torch.inference_mode():
+            out = model.generate(
+                **enc,
+                max_new_tokens=cfg.max_new_tokens,
+                use_cache=True,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                top_p=None,
+                top_k=None,
+                **extra,
+            )
+        new_tokens = out[:, enc["input_ids"].shape[1] :]
+        for i, row in zip(batch, new_tokens):
+            answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+        bar.update(len(batch))
     return answers
 
 

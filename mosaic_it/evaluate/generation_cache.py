@@ -40,12 +40,15 @@ def model_fingerprint(model: Any, tokenizer: Any) -> str:
 
 
 def entry_key(rendered_prompt: str, gen: GenerationConfig, prompt_format: str, backend: str, seed: int) -> str:
-    """What decides an answer. The seed and batch size matter only when sampling."""
+    """What decides an answer. The seed matters only when sampling; the batch size when sampling
+    and, as the number of rows every projection multiplies, under continuous batching."""
     settings: dict[str, Any] = {"max_new_tokens": gen.max_new_tokens, "temperature": gen.temperature,
                                 "max_prompt_tokens": gen.max_prompt_tokens, "prompt_format": prompt_format,
-                                "backend": backend}
+                                "backend": backend, "batching": gen.batching}
     if gen.temperature > 0:
         settings.update(seed=seed, batch_size=gen.batch_size)
+    elif gen.batching == "continuous":
+        settings.update(batch_size=gen.batch_size)
     text = json.dumps([rendered_prompt, settings], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -91,9 +94,10 @@ def cached(generator: Generator, cache: GenerationCache, render: Callable[[str],
     """`generator` behind the cache: only prompts without an entry reach it, a chunk at a time, and
     each chunk's answers are appended before the next chunk starts.
 
-    Padding changes logits in the last bits, so a prompt's greedy answer can depend on which
-    prompts share its batch. The HF path batches prompts longest first; chunks here follow that
-    order and hold whole batches, so each prompt meets the same batch it would meet uncached.
+    Under static batching padding changes logits in the last bits, so a prompt's greedy answer
+    can depend on which prompts share its batch. That path batches prompts longest first; chunks
+    here follow that order and hold whole batches, so each prompt meets the same batch it would
+    meet uncached. (Continuous batching needs none of this: its answers ignore batch mates.)
     """
 
     def run(prompts: Sequence[str], gen: GenerationConfig, desc: str) -> list[str]:
