@@ -79,6 +79,18 @@ def test_the_cheapest_change_that_fits():
     assert "\n" not in line and "cheapest change that fits: train.method=lora" in line
 
 
+def test_sharding_is_offered_and_counted_for_several_processes(tmp_path, monkeypatch):
+    (tmp_path / "config.json").write_text(json.dumps(KNOWN["meta-llama/Meta-Llama-3-8B"]), encoding="utf-8")
+    cfg = TrainConfig(model=str(tmp_path), method="full", batch_size=1, max_length=2048, gradient_checkpointing=True)
+    monkeypatch.setattr("mosaic_it.plan.fit.device_capacity", lambda device, index=0: 80 * GIB)
+    with pytest.raises(MosaicItError, match="cheapest change that fits: train.distributed=fsdp "):
+        check_fits(cfg, "cuda", True, world_size=8)  # 8 replicas of 8B with AdamW state do not fit
+    plan = check_fits(cfg.model_copy(update={"distributed": "fsdp"}), "cuda", True, world_size=8)
+    assert plan is not None and plan.optimizer == 8 * plan.params_total // 8
+    with pytest.raises(MosaicItError, match="cheapest change that fits: train.method=lora "):
+        check_fits(cfg.model_copy(update={"distributed": "fsdp"}), "cuda", True, world_size=1)  # nothing to shard
+
+
 def test_train_refuses_a_run_that_cannot_fit_before_loading(tmp_path, monkeypatch):
     (tmp_path / "config.json").write_text(json.dumps(KNOWN["meta-llama/Meta-Llama-3-8B"]), encoding="utf-8")
     cfg = TrainConfig(model=str(tmp_path), method="full", batch_size=2, max_length=4096)

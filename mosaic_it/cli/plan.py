@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str, typer.Option("--device", help="cuda or cpu: where the run will train.")] = "cuda",
         memory_gib: Annotated[float | None, typer.Option("--memory-gib", help="Memory per device; default: this machine's GPU (cuda) or available RAM (cpu).", show_default=False)] = None,
         world_size: Annotated[int, typer.Option("--world-size", min=1, help="Processes (GPUs) in the run.")] = 1,
-        sharding: Annotated[str, typer.Option("--sharding", help="none (DDP replicas) or fsdp.")] = "none",
+        sharding: Annotated[str | None, typer.Option("--sharding", help="none (DDP replicas) or fsdp; default: fsdp if train.distributed is fsdp and --world-size > 1.", show_default=False)] = None,
         params: ParamsOption = DEFAULT_PARAMS,
         overrides: SetOption = None,
     ) -> None:
@@ -26,9 +26,11 @@ def register(app: typer.Typer) -> None:
         from mosaic_it.plan.fit import cheapest_fit, device_capacity, setup_from_config
         from mosaic_it.plan.shape import load_shape
 
-        if device not in ("cuda", "cpu") or sharding not in ("none", "fsdp"):
+        if device not in ("cuda", "cpu") or sharding not in (None, "none", "fsdp"):
             raise ConfigError("--device is cuda or cpu, --sharding is none or fsdp")
         cfg = load_params(params, overrides).train
+        if sharding is None:
+            sharding = "fsdp" if cfg.distributed == "fsdp" and world_size > 1 else "none"
         bf16 = device == "cuda" and cfg.dtype != "fp32" or cfg.dtype == "bf16"
         setup = setup_from_config(cfg, device, bf16, world_size, sharding)
         shape = load_shape(cfg.model)

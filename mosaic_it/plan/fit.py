@@ -21,9 +21,8 @@ def setup_from_config(cfg: TrainConfig, device: str, bf16: bool, world_size: int
 
 
 def alternatives(setup: Setup, grad_accum: int) -> list[tuple[str, Setup]]:
-    """Single changes, cheapest first: the same gradient in smaller pieces, recomputation, then
-    changes of method (which change what is learned). Sharding is not offered: mosaic-it has no
-    FSDP yet (`mosaic-it plan --sharding fsdp` still shows what it would need)."""
+    """Single changes, cheapest first: the same gradient in smaller pieces, recomputation, sharding
+    over the processes already there (FSDP), then changes of method (which change what is learned)."""
     out: list[tuple[str, Setup]] = []
     batch = setup.batch_size
     while batch > 1:
@@ -33,6 +32,8 @@ def alternatives(setup: Setup, grad_accum: int) -> list[tuple[str, Setup]]:
                     dataclasses.replace(setup, batch_size=batch)))
     if not setup.gradient_checkpointing:
         out.append(("train.gradient_checkpointing=true", dataclasses.replace(setup, gradient_checkpointing=True)))
+    if setup.world_size > 1 and setup.sharding == "none" and setup.quantization == "none":
+        out.append(("train.distributed=fsdp", dataclasses.replace(setup, sharding="fsdp")))
     if setup.method == "full":
         out.append(("train.method=lora", dataclasses.replace(setup, method="lora")))
     if setup.device == "cuda" and setup.quantization == "none":
