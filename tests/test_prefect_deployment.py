@@ -45,7 +45,7 @@ def test_demo_deployment_completes_and_logs_one_parent_mlflow_run(tmp_path):
             prefect(repo, env, "work-pool", "create", pool, "--type", "process")
         prefect(repo, env, "--no-prompt", "deploy", "--all")
         deployed = {d["name"] for d in api(env, "POST", "/deployments/filter", {})}
-        assert {"demo", "compare", "gpu"} <= deployed
+        assert {"demo", "compare", "gpu", "gpu-fsdp"} <= deployed
 
         started = prefect(repo, env, "deployment", "run", "mosaic-it-pipeline/demo")
         flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", started).group(1)
