@@ -28,7 +28,21 @@ from tasks.progress import prefect_progress
 Launcher = Literal["inline", "accelerate"]
 
 
-def accelerate_command(params_path: Path, num_processes: int, use_cpu: bool) -> list[str]:
+def launch_precision(cfg: TrainConfig, use_cpu: bool) -> str:
+    """accelerate's --mixed_precision for train.dtype (the training reads it back as train.dtype:
+    a fixed "no" would train fp32 on a bf16 GPU and refuse an explicit train.dtype=bf16)."""
+    if cfg.dtype != "auto":
+        return "bf16" if cfg.dtype == "bf16" else "no"
+    if use_cpu:
+        return "no"
+    import torch
+
+    from mosaic_it.train.model import native_bf16
+
+    return "bf16" if native_bf16(torch.device("cuda", 0)) else "no"
+
+
+def accelerate_command(params_path: Path, num_processes: int, use_cpu: bool, mixed_precision: str = "no") -> list[str]:
     """`accelerate launch ... mosaic-it train --params <file>`, with every launcher default spelled out.
 
     More than one process goes through accelerate's torchrun launcher (`--multi_gpu`); on a host
@@ -36,7 +50,8 @@ def accelerate_command(params_path: Path, num_processes: int, use_cpu: bool) -> 
     """
     script = Path(sys.executable).with_name("mosaic-it")
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1",
-              "--num_processes", str(num_processes), "--mixed_precision", "no", "--dynamo_backend", "no"]
+              "--num_processes", str(num_processes), "--mixed_precision", mixed_precision,
+              "--dynamo_backend", "no"]
     launch += ["--multi_gpu"] if num_processes > 1 else (["--cpu"] if use_cpu else [])
     return [*launch, str(script), "train", "--params", str(params_path)]
 
@@ -53,7 +68,8 @@ def _launch(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, num_pr
         sections = {"train": cfg.model_dump(), "tracking": tracking.model_dump(), "cost": cost.model_dump()}
         params.write_text(yaml.safe_dump(sections), encoding="utf-8")
         use_cpu = cfg.device == "cpu" or not torch.cuda.is_available()
-        subprocess.run(accelerate_command(params, num_processes, use_cpu), env=env, check=True)
+        command = accelerate_command(params, num_processes, use_cpu, launch_precision(cfg, use_cpu))
+        subprocess.run(command, env=env, check=True)
     out_dir = Path(cfg.output_dir) / cfg.arm
     metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
     run_id = child_run_id(f"train:{cfg.arm}", cfg.arm)

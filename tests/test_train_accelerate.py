@@ -35,6 +35,15 @@ def test_an_fsdp_config_selects_sharded_training_and_its_activation_checkpointin
     assert (got.distributed, got.gradient_checkpointing) == ("fsdp", True)
 
 
+@pytest.mark.parametrize(("dtype", "expected"), [("bf16", "bf16"), ("fp32", "fp32"), ("auto", "fp32")])
+def test_the_prefect_task_launches_with_the_precision_train_dtype_asks_for(dtype, expected):
+    from tasks.train import launch_precision
+
+    cfg = TrainConfig(dtype=dtype)
+    flag = launch_precision(cfg, use_cpu=True)  # auto on a CPU host: fp32; on a bf16 GPU it is bf16
+    assert apply_accelerate(cfg, {"ACCELERATE_MIXED_PRECISION": flag}).dtype == expected
+
+
 def test_mixed_precision_and_cpu_decide_dtype_and_device():
     env = {"ACCELERATE_MIXED_PRECISION": "bf16", "ACCELERATE_USE_CPU": "True", "ACCELERATE_DYNAMO_BACKEND": "NO"}
     got = apply_accelerate(TrainConfig(), env)
