@@ -87,6 +87,10 @@ def test_sharding_is_offered_and_counted_for_several_processes(tmp_path, monkeyp
         check_fits(cfg, "cuda", True, world_size=8)  # 8 replicas of 8B with AdamW state do not fit
     plan = check_fits(cfg.model_copy(update={"distributed": "fsdp"}), "cuda", True, world_size=8)
     assert plan is not None and plan.optimizer == 8 * plan.params_total // 8
+    # Gathered in bf16: embeddings and untied head (the root unit, with the final norm) and two layers.
+    layer = LLAMA3_8B.layer_linear_params() + 2 * LLAMA3_8B.hidden
+    assert plan.gathered == 2 * (2 * 128256 * 4096 + 4096 + 2 * layer)
+    assert plan.peak == plan.weights + plan.optimizer + max(plan.activations, plan.gradients) + plan.overhead + plan.gathered
     with pytest.raises(MosaicItError, match="cheapest change that fits: train.method=lora "):
         check_fits(cfg.model_copy(update={"distributed": "fsdp"}), "cuda", True, world_size=1)  # nothing to shard
 

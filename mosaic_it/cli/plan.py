@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
                    f"quantization {cfg.quantization}); micro-batch {cfg.batch_size} x {cfg.max_length} tokens, "
                    f"gradient checkpointing {'on' if setup.gradient_checkpointing else 'off'}, "
                    f"{world_size} x {device}, sharding {sharding}")
-        for name in ("weights", "gradients", "optimizer", "activations", "overhead", "peak"):
+        names = ("weights", "gradients", "optimizer", "activations", "overhead", "gathered", "peak")
+        for name in (n for n in names if n != "gathered" or result.gathered):
             typer.echo(f"  {name:<12}{result.as_dict()[name] / GIB:9.2f} GiB")
         typer.echo(f"  {'available':<12}{capacity / GIB:9.2f} GiB")
         if result.peak <= capacity:

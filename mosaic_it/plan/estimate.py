@@ -20,6 +20,9 @@ autograd actually saves (saved-tensor hooks) on SmolLM2-135M: the decoder term w
 The peak is weights + optimizer state + max(activations, gradients): backward frees each layer's
 activations while the gradients of the layers above accumulate, so the two peak at either end.
 On CUDA the context and allocator add a fixed overhead and fragmentation (constants below).
+Under FSDP each device also holds gathered (unsharded) weights in the compute dtype: the root
+unit's (embeddings, head, final norm), which FSDP2 keeps gathered from forward to backward, and
+two decoder layers (the one running and the one prefetched).
 """
 from __future__ import annotations
 
@@ -60,10 +63,11 @@ class MemoryPlan:
     overhead: int
     params_total: int
     params_trainable: int
+    gathered: int = 0  # FSDP: unsharded weights of the units in use
 
     @property
     def peak(self) -> int:
-        return self.weights + self.optimizer + max(self.activations, self.gradients) + self.overhead
+        return self.weights + self.optimizer + max(self.activations, self.gradients) + self.overhead + self.gathered
 
     def as_dict(self) -> dict[str, int]:
         return {**asdict(self), "peak": self.peak}
@@ -115,4 +119,15 @@ def estimate(shape: ModelShape, setup: Setup) -> MemoryPlan:
     if setup.device == "cuda":
         overhead = CUDA_CONTEXT_BYTES + FRAGMENTATION * (weights / shards + optimizer / shards + activations)
     return MemoryPlan(int(weights / shards), int(gradients / shards), int(optimizer / shards), int(activations),
-                      int(overhead), total, trainable)
+                      int(overhead), total, trainable, int(gathered_bytes(shape, setup)))
+
+
+def gathered_bytes(shape: ModelShape, setup: Setup) -> float:
+    """FSDP's unsharded weights at a time: the root unit and two decoder layers, in compute dtype."""
+    if setup.sharding != "fsdp" or setup.world_size <= 1:
+        return 0.0
+    per_weight = 2 if setup.dtype == "bf16" else 4  # bf16: the mixed-precision policy gathers in bf16
+    layer = shape.layer_linear_params() + 2 * shape.hidden
+    if setup.method == "lora":
+        layer += shape.lora_params(setup.lora_r, list(setup.lora_targets)) // shape.layers
+    return per_weight * (shape.embedding_params() + shape.hidden + 2 * layer)
