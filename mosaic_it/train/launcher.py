@@ -7,8 +7,9 @@ mosaic-it's own FSDP2 sharding, train/fsdp.py, with `fsdp_activation_checkpointi
 train.gradient_checkpointing), `mixed_precision` bf16 or no (train.dtype) and `use_cpu`
 (train.device). It refuses, in one line, what it would otherwise silently ignore: the DeepSpeed
 and Megatron-LM plugins, FSDP parameter offload and FSDP without resharding after forward (ZeRO-2),
-fp16/fp8 (no loss scaler here) and torch dynamo. FSDP's wrap policy, version and state-dict type
-are mosaic-it's own choices (one unit per decoder layer, FSDP2, sharded checkpoints).
+fp16/fp8 (no loss scaler here) and torch dynamo. FSDP's wrap policy, version, state-dict type and
+cpu_ram_efficient_loading are mosaic-it's own choices (one unit per decoder layer, FSDP2, sharded
+checkpoints, every rank loading the model before sharding it).
 """
 from __future__ import annotations
 
