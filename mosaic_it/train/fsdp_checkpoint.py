@@ -87,6 +87,7 @@ def write_sharded(folder: Path, model: Any, optimizer: Any, scheduler: Any, coun
     from mosaic_it.train.checkpoint import rng_state
 
     tensors = entries(model, optimizer)
+    described = {key: _describe(t, info) for key, t in tensors.items()}  # every rank checks its rows first
     mine = {key: local(t).detach().cpu().clone().contiguous() for key, t in tensors.items()}
     with atomic_path(folder / f"shard-{info.rank}.safetensors", fsync=True) as tmp:
         save_file(mine, str(tmp))
@@ -97,7 +98,6 @@ def write_sharded(folder: Path, model: Any, optimizer: Any, scheduler: Any, coun
               "numpy": json.dumps(state["numpy"][0:1] + state["numpy"][2:])}
     with atomic_path(folder / f"rng-{info.rank}.safetensors", fsync=True) as tmp:
         save_file(rng, str(tmp), metadata=header)
-    described = {key: _describe(t, info) for key, t in tensors.items()}  # every rank checks its rows
     if info.is_main:
         meta = {"format": FORMAT, "step": counters["step"], "world_size": info.world_size, "tensors": described,
                 "param_groups": _groups(optimizer, trained_names(model)), "scheduler": scheduler.state_dict(),
