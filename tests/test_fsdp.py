@@ -294,6 +294,19 @@ def test_a_model_without_decoder_layer_classes_is_refused_in_one_line():
     assert "\n" not in str(err.value)
 
 
+def test_auto_recomputation_counts_the_shards():
+    from mosaic_it.plan.estimate import GIB
+    from mosaic_it.train.recompute import needs_recompute
+
+    # Llama-3-8B full fine-tuning, 2 x 2,048 tokens, on 80 GB cards: 8 replicas need recomputation
+    # (and do not fit even so), 8 shards fit without it.
+    cfg = TrainConfig(model="meta-llama/Meta-Llama-3-8B", method="full", batch_size=2, max_length=2048)
+    assert needs_recompute(cfg, bf16=True, free_bytes=78 * GIB, world_size=8)
+    assert not needs_recompute(cfg.model_copy(update={"distributed": "fsdp"}), bf16=True, free_bytes=78 * GIB,
+                               world_size=8)
+    assert needs_recompute(cfg.model_copy(update={"distributed": "fsdp"}), bf16=True, free_bytes=78 * GIB)
+
+
 def test_qlora_is_not_sharded():
     with pytest.raises(ValueError, match="quantization=4bit is not sharded by FSDP"):
         TrainConfig(quantization="4bit", distributed="fsdp")

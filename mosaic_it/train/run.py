@@ -116,7 +116,7 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
     device = pick_device(cfg, info.local_rank)
     amp = autocast_dtype(cfg, device)
     # From here on the settings are what actually runs (and what config.yaml and MLflow record).
-    cfg = cfg.model_copy(update={"gradient_checkpointing": resolve_recompute(cfg, device, amp)})
+    cfg = cfg.model_copy(update={"gradient_checkpointing": resolve_recompute(cfg, device, amp, info.world_size)})
     check_fits(cfg, device.type, amp is not None, info.world_size, device.index or 0)  # before any load
     shard = cfg.distributed == "fsdp" and info.active
     if cfg.distributed == "fsdp" and not info.active:
