@@ -1,0 +1,88 @@
+"""Evaluation generation: continuous batching (evaluate/slots.py) against static HF batches.
+
+One process loads the embedded SmolLM2-135M-Instruct once and answers the same IFEval prompts
+with each decoder in turn, alternating rounds (static, continuous, static, continuous, ...), so
+machine load hits both alike. Greedy, the evaluate section's settings, no generation cache. It
+reports prompts/s (best and median over rounds) for each, the ratio of the bests, and how many
+answers agree token for token:
+- continuous vs the static path of today (batches of 8);
+- the static path against itself when its batches change (batch 8 vs batch 1): a prompt's answer
+  there depends on its batch mates, which bounds what "identical to today's path" can mean.
+
+    .venv/bin/python benchmarks/bench_generate.py [--prompts 64] [--max-new-tokens 128] [--rounds 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+IFEVAL = ROOT.parent / "shared" / "data" / "eval" / "ifeval_input_data.jsonl"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--static-batch", type=int, default=8)
+    parser.add_argument("--slots", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
+    args = parser.parse_args()
+
+    from mosaic_it.config.evaluate import GenerationConfig
+    from mosaic_it.evaluate.generate import generate
+    from mosaic_it.evaluate.model import load_model
+
+    with IFEVAL.open(encoding="utf-8") as handle:
+        prompts = [json.loads(line)["prompt"] for _, line in zip(range(args.prompts), handle)]
+    model, tokenizer = load_model(None, "cpu")
+    base = GenerationConfig(max_new_tokens=args.max_new_tokens, cache_dir=None)
+    setups = {f"static batch {args.static_batch}": base.model_copy(update={"batching": "static",
+                                                                          "batch_size": args.static_batch})}
+    setups.update({f"continuous {n} slots": base.model_copy(update={"batch_size": n}) for n in args.slots})
+    seconds: dict[str, list[float]] = {name: [] for name in setups}
+    answers: dict[str, list[str]] = {}
+    loads = [os.getloadavg()[0]]
+    for _ in range(args.rounds):
+        for name, gen in setups.items():
+            started = time.perf_counter()
+            answers[name] = generate(model, tokenizer, prompts, gen, desc=name)
+            seconds[name].append(time.perf_counter() - started)
+            loads.append(os.getloadavg()[0])
+    alone = generate(model, tokenizer, prompts, base.model_copy(update={"batching": "static", "batch_size": 1}))
+    today = answers[f"static batch {args.static_batch}"]
+
+    def agree(a: list[str], b: list[str]) -> int:
+        return sum(x == y for x, y in zip(a, b))
+
+    rows = []
+    best_static = min(seconds[f"static batch {args.static_batch}"])
+    for name, times in seconds.items():
+        rows.append({"decoder": name, "best_prompts_per_s": len(prompts) / min(times),
+                     "median_prompts_per_s": len(prompts) / statistics.median(times),
+                     "speedup_vs_static_best": best_static / min(times),
+                     "same_answer_as_static": agree(answers[name], today), "rounds": len(times)})
+    result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+              "prompts": len(prompts), "max_new_tokens": args.max_new_tokens,
+              "load_1min_min_max": [min(loads), max(loads)], "rows": rows,
+              "static_batch_vs_batch_1_same_answer": agree(today, alone)}
+    print(f"{len(prompts)} IFEval prompts, {args.max_new_tokens} new tokens, greedy, {args.rounds} rounds, "
+          f"load {min(loads):.1f}-{max(loads):.1f}")
+    print("| decoder | prompts/s (best) | prompts/s (median) | vs static (best) | same answer as static |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['decoder']} | {row['best_prompts_per_s']:.3f} | {row['median_prompts_per_s']:.3f} | "
+              f"{row['speedup_vs_static_best']:.2f}x | {row['same_answer_as_static']}/{len(prompts)} |")
+    print(f"static batch {args.static_batch} vs static batch 1: {agree(today, alone)}/{len(prompts)} same answers")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
