@@ -19,7 +19,8 @@ steps 2..N over the time from the end of step 1 to the end of step N, so loading
 step's one-off setup count for neither side. The per-step losses of both sides are compared.
 
     python benchmarks/bench_train_vs_trl.py                 # embedded SmolLM2-135M, LoRA
-    python benchmarks/bench_train_vs_trl.py --size tiny     # random-init 2-layer Llama (seconds)
+    python benchmarks/bench_train_vs_trl.py --size tiny     # random-init 2-layer Llama (head-bound)
+    python benchmarks/bench_train_vs_trl.py --profile DIR   # torch.profiler operator tables instead
 
 Needs the `bench` extra (pip install -e '.[bench]').
 """
@@ -164,7 +165,18 @@ def run_trl(spec: dict, regime: str) -> dict:
 
 
 def child(side: str, regime: str, spec: dict) -> None:
-    result = (run_ours if side == "ours" else run_trl)(spec, regime)
+    train = run_ours if side == "ours" else run_trl
+    if not spec.get("profile"):
+        result = train(spec, regime)
+    else:  # where the time goes, by operator (loading included; the steps dominate)
+        from torch.profiler import ProfilerActivity, profile
+
+        from mosaic_it.atomic import write_text
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            result = train(spec, regime)
+        table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+        write_text(Path(spec["profile"]) / f"{side}-{regime}.txt", table)
     result["peak_rss"] = _status_bytes("VmHWM")
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -269,11 +281,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per run (1: a shared machine's other jobs cannot stall a thread barrier)")
     parser.add_argument("--out", default="runs/bench_train_vs_trl/results.json")
+    parser.add_argument("--profile", help="instead of timing: one profiled run per side and regime, tables into this folder")
     args = parser.parse_args()
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         spec = prepare(args, Path(tmp))
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            for regime in args.regimes:
+                for side in ("ours", "trl"):
+                    measure(side, regime, {**spec, "profile": str(Path(args.profile).resolve())}, args.threads)
+            print(f"operator tables in {args.profile}")
+            return
         for repeat in range(args.repeats):
             for regime in args.regimes:
                 for side in ("ours", "trl"):
@@ -288,7 +308,7 @@ def main() -> None:
     import trl
 
     report = {"settings": vars(args), "torch": torch.__version__, "trl": trl.__version__,
-              "cpu_threads": torch.get_num_threads(), "machine": platform.platform(), "cpus": os.cpu_count(),
+              "threads_per_run": args.threads, "machine": platform.platform(), "cpus": os.cpu_count(),
               "loss_tolerance": LOSS_TOLERANCE, "summary": rows, "runs": results}
     from mosaic_it.jsonl import write_json
 
