@@ -20,6 +20,20 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):].split("?", 1)[0])
 
 
+def absolute_uri(uri: str) -> str:
+    """A relative sqlite URI (the default `sqlite:///mlflow.db`) pinned to the current directory.
+
+    MLflow keeps one database engine per URI string for the life of the process, so a relative
+    URI would go on reading and writing the database of whichever directory first used it after
+    the process changed directory (seen in the test suite: a study flow run in-process wrote to,
+    and read back, another scratch repo's store)."""
+    db = sqlite_path(uri)
+    if db is None or db.is_absolute() or str(db) in ("", ":memory:"):
+        return uri
+    query = uri.partition("?")[2]
+    return f"sqlite:///{db.resolve()}" + (f"?{query}" if query else "")
+
+
 def prepare_store(uri: str) -> None:
     """Create and migrate the tracking store once, under a lock; a no-op after the first call."""
     if uri in _READY:

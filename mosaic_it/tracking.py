@@ -81,8 +81,9 @@ def stage_run(stage: str, cfg: TrackingConfig, params: Mapping[str, Any] | None 
         return
     import mlflow
 
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    mlflow_store.prepare_store(cfg.tracking_uri)
+    uri = mlflow_store.absolute_uri(cfg.tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow_store.prepare_store(uri)
     continued = mlflow_store.unfinished_run(continue_run_id)
     parent = mlflow.active_run()
     parent_id = parent.info.run_id if parent is not None else os.environ.get(PARENT_RUN_ENV) or None

@@ -92,3 +92,21 @@ def test_dataset_input_carries_the_md5_dvc_records(tracking, tmp_path):
         assert log_jsonl_dataset(data, name="baseline-train") == dvc_md5
     inputs = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
     assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [("baseline-train", dvc_md5)]
+
+
+def test_the_default_relative_store_follows_the_current_directory(tmp_path, monkeypatch):
+    """MLflow keeps one database engine per URI string: `sqlite:///mlflow.db` used in one directory
+    must not keep writing there once the process works in another (a flow run in-process after a
+    chdir once logged to, and read back from, another repository's store)."""
+    from mlflow import MlflowClient
+
+    relative = TrackingConfig(tracking_uri="sqlite:///mlflow.db", experiment_name="here")
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        with stage_run(f"validate:{name}", relative):
+            pass
+    for name in ("first", "second"):
+        client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / name / 'mlflow.db'}")
+        runs = client.search_runs([client.get_experiment_by_name("here").experiment_id])
+        assert [r.info.run_name for r in runs] == [f"validate:{name}"]

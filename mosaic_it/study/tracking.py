@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from mosaic_it import mlflow_store
 from mosaic_it import tracking as track
 from mosaic_it.config import Params
 from mosaic_it.hashing import hash_paths, hash_text
@@ -35,7 +36,7 @@ def study_run(params: Params, tags: dict[str, str] | None = None) -> Iterator[An
         return
     import mlflow
 
-    mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_tracking_uri(mlflow_store.absolute_uri(cfg.tracking_uri))
     sid = study_id(params)
     active = mlflow.active_run()
     if active is not None and active.data.tags.get(STUDY_ID_TAG) == sid:
