@@ -58,11 +58,37 @@ def tiny_llama_dir(tmp_path_factory, embedded_tokenizer) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect API server for the whole session (a server start costs tens of seconds
+    on two busy cores). Flows, tasks and artifacts of different tests never share an id, and every
+    test reads back only its own runs."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_url(tmp_path_factory) -> str:
+    """One real `mlflow server` on loopback for the session; each test uses its own experiment or
+    registered model names, so runs never mix."""
+    from servers import mlflow_server
+
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as url:
+        yield url
+
+
 @pytest.fixture(autouse=True)
 def no_mlflow_state_between_tests():
-    """MLflow's fluent API keeps an active experiment and a run stack per process; a test that
-    leaves either behind would steer every later test's runs (seen: a resumed run refused)."""
+    """MLflow's fluent API keeps an active experiment and a run stack per process, and copies the
+    tracking URI and experiment id into os.environ, where every later subprocess inherits them; a
+    test that leaves any of these behind would steer later tests' runs (seen: a resumed run refused)."""
+    before = {key: value for key, value in os.environ.items() if key.startswith("MLFLOW_")}
     yield
+    for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in before]:
+        del os.environ[key]
+    os.environ.update(before)
     import sys
 
     fluent = sys.modules.get("mlflow.tracking.fluent")

@@ -144,7 +144,9 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
         "--artifacts-destination", str(workdir / "artifacts"), "--serve-artifacts",
     ]
     log_path = workdir / "mlflow-server.log"
-    with background(cmd, log_path, venv_env(), cwd=workdir) as proc:
+    # The job runner (GenAI scorer jobs) is a second mlflow process no test uses: only startup CPU.
+    env = venv_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    with background(cmd, log_path, env, cwd=workdir) as proc:
         url = f"http://{LOOPBACK}:{port}"
         # Import-heavy: on a busy 2-core machine startup alone has taken over 90 s.
         wait_http(f"{url}/health", proc, log_path, timeout_s=240)

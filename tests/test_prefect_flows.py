@@ -24,14 +24,6 @@ def test_overrides_accept_a_mapping_or_cli_style_strings(repo_root):
     assert resolve_params(str(repo_root / "params.yaml"), ["augment.wrap_mode=exp"]).augment.wrap_mode == "exp"
 
 
-@pytest.fixture(scope="module")
-def prefect_api():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 @pytest.fixture
 def repo(tmp_path, tiny_llama_dir, monkeypatch):
     params = tiny_params(tiny_llama_dir)
@@ -55,7 +47,7 @@ def test_compare_flow_trains_both_arms_under_accelerate(prefect_api, repo):
         assert json.loads((repo / "runs" / "train" / arm / "metrics.json").read_text())["train/steps"] == 2.0
         assert (repo / "runs" / "evaluate" / arm / "metrics.json").exists()
 
-    client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     parent = next(r for r in runs if r.info.run_id == result["mlflow_run_id"])
     assert parent.info.run_name == "mosaic-it-compare" and parent.info.status == "FINISHED"
@@ -157,7 +149,7 @@ def test_a_cached_stage_whose_output_was_overwritten_runs_again_and_training_see
     flow_state = augment_then_train("uniform", return_state=True)
     state, run_id = flow_state.result()
     assert state == "Completed" and file_md5(samples) == uniform
-    trained = MlflowClient(tracking_uri="sqlite:///mlflow.db").get_run(run_id)
+    trained = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}").get_run(run_id)
     assert trained.data.tags["mosaic_it.data_md5"] == trained.data.params["derived.data_md5"] == uniform
     assert trained.data.params["derived.base_model"] == str(tiny_llama_dir)
     assert trained.data.params["derived.base_model_sha256"] == hash_paths([tiny_llama_dir])

@@ -68,14 +68,6 @@ def test_a_failing_sink_never_stops_the_work(caplog):
     assert "progress sink failed: API down" in caplog.text
 
 
-@pytest.fixture(scope="module")
-def prefect_api():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the temporary server's SQLAlchemy models
 def test_prefect_sink_logs_and_moves_a_progress_artifact(prefect_api):
