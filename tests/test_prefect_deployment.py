@@ -1,8 +1,10 @@
 """The `demo` deployment end to end: a real Prefect server, `prefect deploy` from prefect.yaml, a
 process worker, `prefect deployment run` from the CLI, and the MLflow runs the flow produced.
 
-Runs in a scratch copy of the repository on a tiny configuration (40 records, the real embedded
-model for two optimizer steps, a few eval prompts). Server and worker are always torn down.
+Runs in a scratch copy of the repository on a tiny configuration (40 records, a random 2-layer
+Llama for two optimizer steps, a few eval prompts): the test is about orchestration, and the real
+embedded model's training and evaluation are tested elsewhere (test_train_mlflow, test_eval_model).
+Server and worker are always torn down.
 """
 from __future__ import annotations
 
@@ -36,10 +38,10 @@ def api(env: dict[str, str], method: str, path: str, body: dict | None = None):
 
 
 @pytest.mark.slow
-def test_demo_deployment_completes_and_logs_one_parent_mlflow_run(tmp_path):
+def test_demo_deployment_completes_and_logs_one_parent_mlflow_run(tmp_path, tiny_llama_dir):
     from mlflow import MlflowClient
 
-    repo = scratch_repo(tmp_path / "repo", tiny_params(model_dir=None))
+    repo = scratch_repo(tmp_path / "repo", tiny_params(tiny_llama_dir))
     with prefect_server(tmp_path / "prefect") as env:
         for pool in (POOL, GPU_POOL):
             prefect(repo, env, "work-pool", "create", pool, "--type", "process")
