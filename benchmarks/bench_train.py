@@ -26,32 +26,12 @@ import torch
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.jsonl import write_jsonl
-from mosaic_it.models.tokenizer import load_tokenizer
 from mosaic_it.train.data import load_records
 from mosaic_it.train.run import run_training
+from random_model import SIZES, random_model
 
 REPO = Path(__file__).resolve().parents[1]
 REGIMES = ("pad_to_max", "dynamic", "packed")
-SIZES = {  # random-init Llama shapes: (hidden, intermediate, layers, heads, kv heads)
-    "tiny": (64, 128, 2, 4, 2),
-    "135m": (576, 1536, 30, 9, 3),
-    "1b": (2048, 8192, 16, 32, 8),
-}
-
-
-def random_model(size: str, out: Path) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = load_tokenizer(None)
-    hidden, inter, layers, heads, kv = SIZES[size]
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=inter,
-                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv,
-                         max_position_embeddings=4096, tie_word_embeddings=True,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def make_inputs(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
@@ -81,6 +61,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
+    parser.add_argument("--arms", nargs="+", default=["baseline", "mosaic"], choices=("baseline", "mosaic"))
+    parser.add_argument("--max-steps", type=int, help="stop every run after this many optimizer steps")
+    parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--repeats", type=int, default=1, help="keep the fastest of this many runs per pair")
     parser.add_argument("--out", default="runs/bench_train/results.json")
     args = parser.parse_args()
@@ -90,26 +73,32 @@ def main() -> None:
         records, mosaics = make_inputs(args, work)
         model = args.model or str(random_model(args.size, work / "model"))
         arms = {"baseline": (records, args.baseline_epochs), "mosaic": (mosaics, 1.0)}
+        arms = {arm: arms[arm] for arm in args.arms}
+
+        def config(regime: str, arm: str, data: Path, epochs: float, max_steps: int | None) -> TrainConfig:
+            return TrainConfig(model=model, data=str(data), arm=arm, output_dir=str(work / regime),
+                               method=args.method, batching=regime, max_length=args.max_length,
+                               batch_size=args.batch_size, epochs=epochs, max_steps=max_steps, save_every=0,
+                               resume="never", sample_max_new_tokens=0, warmup_ratio=0.0,
+                               gradient_checkpointing=args.gradient_checkpointing)
 
         def train(regime: str, arm: str, data: Path, epochs: float, max_steps: int | None = None) -> dict:
-            cfg = TrainConfig(model=model, data=str(data), arm=arm, output_dir=str(work / regime),
-                              method=args.method, batching=regime, max_length=args.max_length,
-                              batch_size=args.batch_size, epochs=epochs, max_steps=max_steps, save_every=0,
-                              resume="never", sample_max_new_tokens=0, warmup_ratio=0.0)
-            return run_training(cfg, TrackingConfig(enabled=False)).metrics
+            return run_training(config(regime, arm, data, epochs, max_steps), TrackingConfig(enabled=False)).metrics
 
         train("dynamic", "warmup", mosaics, 1.0, max_steps=3)  # first-call kernel setup is nobody's cost
         results = []
         for regime in args.regimes:
             for arm, (data, epochs) in arms.items():
                 started = time.perf_counter()
-                runs = [train(regime, arm, data, epochs) for _ in range(args.repeats)]
+                runs = [train(regime, arm, data, epochs, args.max_steps) for _ in range(args.repeats)]
                 m = min(runs, key=lambda r: r["cost/wall_seconds"])
                 row = {"regime": regime, "arm": arm, "steps": int(m["train/steps"]), "samples": int(m["train/samples"]),
                        "device_seconds": m["cost/device_hours"] * 3600, "real_tokens": int(m["tokens/real"]),
                        "padded_tokens": int(m["tokens/padded"]), "padding_fraction": m["tokens/padding_fraction"],
                        "flops": m["cost/flops"], "tokens_per_second": m["throughput/tokens_per_second"],
-                       "mfu": m.get("cost/mfu"), "total_seconds": time.perf_counter() - started}
+                       "mfu": m.get("cost/mfu"), "peak_memory_bytes": m["memory/peak_bytes"],
+                       "plan_peak_bytes": planned_peak(config(regime, arm, data, epochs, args.max_steps)),
+                       "total_seconds": time.perf_counter() - started}
                 results.append(row)
                 print(json.dumps(row), flush=True)
     report = {"settings": vars(args), "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
@@ -120,9 +109,22 @@ def main() -> None:
     print(render(results))
 
 
+def planned_peak(cfg: TrainConfig) -> int:
+    """The memory plan's worst-case peak (every micro-batch max_length long) for this run's device."""
+    from mosaic_it.plan.estimate import estimate
+    from mosaic_it.plan.fit import setup_from_config
+    from mosaic_it.plan.shape import load_shape
+    from mosaic_it.train.model import autocast_dtype
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    bf16 = autocast_dtype(cfg, torch.device(device)) is not None
+    return estimate(load_shape(cfg.model), setup_from_config(cfg, device, bf16)).peak
+
+
 def render(results: list[dict]) -> str:
-    lines = ["| regime | arm | steps | device-s | real tokens | computed tokens | padding | mosaic/baseline device-s | mosaic/baseline computed tokens |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| regime | arm | steps | device-s | real tokens | computed tokens | padding | real tokens/s | MFU | "
+             "peak GiB (plan) | mosaic/baseline device-s | mosaic/baseline computed tokens |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     by = {(r["regime"], r["arm"]): r for r in results}
     for r in results:
         base = by.get((r["regime"], "baseline"))
@@ -131,7 +133,9 @@ def render(results: list[dict]) -> str:
             ratio_s = f"{r['device_seconds'] / base['device_seconds']:.2f}"
             ratio_t = f"{r['padded_tokens'] / base['padded_tokens']:.2f}"
         lines.append(f"| {r['regime']} | {r['arm']} | {r['steps']} | {r['device_seconds']:.1f} | {r['real_tokens']:,} | "
-                     f"{r['padded_tokens']:,} | {r['padding_fraction']:.1%} | {ratio_s} | {ratio_t} |")
+                     f"{r['padded_tokens']:,} | {r['padding_fraction']:.1%} | {r['tokens_per_second']:,.0f} | "
+                     f"{'' if r['mfu'] is None else format(r['mfu'], '.1%')} | "
+                     f"{r['peak_memory_bytes'] / 2**30:.1f} ({r['plan_peak_bytes'] / 2**30:.1f}) | {ratio_s} | {ratio_t} |")
     return "\n".join(lines)
 
 

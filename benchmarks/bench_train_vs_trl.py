@@ -38,7 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_train import SIZES, random_model  # noqa: E402
+from random_model import SIZES, random_model  # noqa: E402
 
 REGIMES = ("dynamic", "packed")
 LOSS_TOLERANCE = 1e-4  # absolute, per step; fp32 on both sides, different kernels for the head
