@@ -8,7 +8,7 @@ import torch
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import MosaicItError
 from mosaic_it.train.model import load_model
-from mosaic_it.train.optim import make_optimizer
+from mosaic_it.train.optim import fused_update, make_optimizer
 from mosaic_it.train.precision import base_weight_dtype
 
 CPU = torch.device("cpu")
@@ -57,3 +57,12 @@ def test_qlora_is_refused_on_cpu_in_one_line(tiny_llama_dir):
 def test_qlora_trains_adapters_only():
     with pytest.raises(pydantic.ValidationError, match="quantization=4bit trains LoRA adapters only"):
         TrainConfig(method="full", quantization="4bit")
+
+
+def test_adamw_is_fused_only_for_plain_cuda_parameters(tiny_llama_dir):
+    # CPU keeps the default update (the exact losses elsewhere are pinned to it).
+    model = load_model(TrainConfig(model=str(tiny_llama_dir), method="full"), CPU)
+    assert not fused_update([p for p in model.parameters()])
+    assert not fused_update([])
+    optimizer = make_optimizer(model, TrainConfig(model=str(tiny_llama_dir), method="full"))
+    assert not optimizer.defaults.get("fused")

@@ -9,13 +9,23 @@ import torch
 from mosaic_it.config.train import TrainConfig
 
 
+def fused_update(params: list[torch.nn.Parameter]) -> bool:
+    """Whether AdamW runs as one fused CUDA kernel: every parameter a plain CUDA tensor.
+
+    On an H200, a 1B full fine-tune stepped 1.41x faster fused than with the default multi-tensor
+    kernels (docs/benchmarks.md). CPU keeps the default update, whose exact losses the tests pin;
+    sharded (DTensor) parameters keep it too."""
+    return bool(params) and all(p.is_cuda and type(p.data) is torch.Tensor for p in params)
+
+
 def make_optimizer(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     # Norms and biases are not decayed, as is usual for transformers.
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate)
+    fused = {"fused": True} if fused_update(params) else {}
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate, **fused)
 
 
 def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
