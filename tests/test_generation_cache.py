@@ -51,12 +51,13 @@ def test_a_rerun_reads_every_answer_from_disk(tiny, tmp_path):
 
 def test_a_changed_setting_misses_and_only_new_prompts_are_generated(tiny, tmp_path):
     path = tmp_path / "cache.jsonl"
-    behind_cache(tiny, path, Counting(*tiny))(PROMPTS[:2], GenerationConfig(max_new_tokens=6), "t")
+    continuous = GenerationConfig(max_new_tokens=6, batching="continuous")
+    behind_cache(tiny, path, Counting(*tiny))(PROMPTS[:2], continuous, "t")
     longer = Counting(*tiny)
-    behind_cache(tiny, path, longer)(PROMPTS[:2], GenerationConfig(max_new_tokens=7), "t")
+    behind_cache(tiny, path, longer)(PROMPTS[:2], continuous.model_copy(update={"max_new_tokens": 7}), "t")
     assert sorted(longer.prompts) == sorted(PROMPTS[:2])
     slots = Counting(*tiny)  # continuous batching: the slot count is part of every row's arithmetic
-    behind_cache(tiny, path, slots)(PROMPTS[:2], GenerationConfig(max_new_tokens=6, batch_size=3), "t")
+    behind_cache(tiny, path, slots)(PROMPTS[:2], continuous.model_copy(update={"batch_size": 3}), "t")
     assert sorted(slots.prompts) == sorted(PROMPTS[:2])
     static = GenerationConfig(max_new_tokens=6, batching="static")
     behind_cache(tiny, path, Counting(*tiny))(PROMPTS[:2], static, "t")

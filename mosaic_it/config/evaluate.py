@@ -20,7 +20,9 @@ class GenerationConfig(BaseModel):
     # continuous: every prompt prefilled alone, a freed slot takes the next prompt, and a greedy
     # answer does not depend on which prompts share the batch (evaluate/slots.py). static: HF
     # generate over padded batches (also used for sampling and for unsupported architectures).
-    batching: Literal["continuous", "static"] = "continuous"
+    # auto: continuous on CPU, static on CUDA, where the per-slot decoder is launch-bound (0.30x
+    # static batches on an H200, docs/benchmarks.md) and vLLM is the fast path.
+    batching: Literal["auto", "continuous", "static"] = "auto"
     max_prompt_tokens: int = Field(1536, ge=8)  # longer prompts keep their end (the question)
     # Answers kept per (model weights, rendered prompt, settings): a rerun or resumed study never
     # generates one twice (evaluate/generation_cache.py). null: no cache.

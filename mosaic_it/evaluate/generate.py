@@ -26,6 +26,7 @@ def generate(
     import torch
 
     torch.manual_seed(seed)
+    cfg = resolve_batching(model, cfg)
     texts = [render_prompt(p, tokenizer, prompt_format) for p in prompts]
     tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
     tokenizer.truncation_side = "left"  # an over-long prompt keeps its question
@@ -35,11 +36,18 @@ def generate(
         return _generate_static(model, tokenizer, texts, cfg, bar)
 
 
+def resolve_batching(model: Any, cfg: GenerationConfig) -> GenerationConfig:
+    """`batching: auto` made concrete for the model's device (answers and cache keys use this)."""
+    if cfg.batching != "auto":
+        return cfg
+    return cfg.model_copy(update={"batching": "static" if model.device.type == "cuda" else "continuous"})
+
+
 def continuous(model: Any, cfg: GenerationConfig) -> bool:
     """Whether greedy answers come from evaluate/slots.py (batch-independent) or HF generate."""
     from mosaic_it.evaluate import slots
 
-    return (cfg.batching == "continuous" and cfg.temperature == 0
+    return (resolve_batching(model, cfg).batching == "continuous" and cfg.temperature == 0
             and slots.supports(model, cfg.max_prompt_tokens + cfg.max_new_tokens))
 
 

@@ -126,6 +126,10 @@ def with_generation_cache(generator: Generator, cfg: Any, model: Any, tokenizer:
     from mosaic_it.evaluate.backend import pick_backend
     from mosaic_it.train.data import render_prompt
 
+    from mosaic_it.evaluate.generate import resolve_batching
+
     cache = GenerationCache(Path(cfg.generation.cache_dir) / f"{model_fingerprint(model, tokenizer)}.jsonl")
-    return cached(generator, cache, lambda p: render_prompt(p, tokenizer, cfg.prompt_format), cfg.prompt_format,
-                  pick_backend(cfg.backend, cfg.device), cfg.seed)
+    inner = cached(generator, cache, lambda p: render_prompt(p, tokenizer, cfg.prompt_format), cfg.prompt_format,
+                   pick_backend(cfg.backend, cfg.device), cfg.seed)
+    # `batching: auto` is keyed as what it resolves to on this model's device.
+    return lambda prompts, gen, desc: inner(prompts, resolve_batching(model, gen), desc)
