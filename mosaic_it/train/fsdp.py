@@ -10,24 +10,37 @@ they were loaded in (mosaic_it.train.precision). Without autocast (CPU, fp32) no
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
-from torch.distributed.tensor import DTensor
 
 from mosaic_it.errors import MosaicItError
 from mosaic_it.train.distributed import DistInfo
 
+# torch.distributed.fsdp and .tensor cost seconds to import, paid by every training process (and
+# every DVC or CLI stage) though almost none shards: they are imported only where sharding happens.
+# Until they are imported, no module can be an FSDPModule and no tensor a DTensor.
+FSDP_MODULE, DTENSOR_MODULE = "torch.distributed.fsdp", "torch.distributed.tensor"
+
+
+def _is_instance(value: Any, module: str, name: str) -> bool:
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(value, getattr(loaded, name))
+
 
 def is_sharded(model: Any) -> bool:
-    return any(isinstance(m, FSDPModule) for m in model.modules())
+    return any(_is_instance(m, FSDP_MODULE, "FSDPModule") for m in model.modules())
+
+
+def is_dtensor(tensor: Any) -> bool:
+    return _is_instance(tensor, DTENSOR_MODULE, "DTensor")
 
 
 def local(tensor: torch.Tensor) -> torch.Tensor:
     """This rank's part of a tensor: the shard of a DTensor, the tensor itself otherwise."""
-    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+    return tensor.to_local() if is_dtensor(tensor) else tensor
 
 
 def decoder_layers(model: Any) -> list[torch.nn.Module]:
@@ -44,6 +57,7 @@ def decoder_layers(model: Any) -> list[torch.nn.Module]:
 def shard_model(model: Any, device: torch.device, amp: torch.dtype | None, info: DistInfo) -> Any:
     """`model` sharded in place over all ranks (one FSDP unit per decoder layer, then the root)."""
     from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mesh = init_device_mesh(device.type, (info.world_size,))
     policy = MixedPrecisionPolicy(param_dtype=amp, reduce_dtype=torch.float32) if amp else MixedPrecisionPolicy()
@@ -60,7 +74,7 @@ def clip_gradients(params: Iterable[torch.nn.Parameter], limit: float) -> float:
     params = list(params)
     grads = [p.grad for p in params if p.grad is not None]
     total = torch.nn.utils.get_total_norm(grads, 2.0)
-    if isinstance(total, DTensor):  # a partial (per-shard) norm until reduced over the ranks
+    if is_dtensor(total):  # a partial (per-shard) norm until reduced over the ranks
         total = total.full_tensor()
     torch.nn.utils.clip_grads_with_norm_(params, limit, total)
     return float(total)
@@ -79,7 +93,7 @@ def full_state(model: Any, info: DistInfo, trainable_only: bool) -> dict[str, to
         if trainable_only and not value.requires_grad:
             continue
         if id(value) not in gathered:
-            full = value.full_tensor() if isinstance(value, DTensor) else value
+            full = value.full_tensor() if is_dtensor(value) else value
             gathered[id(value)] = full.detach().cpu() if info.is_main else full.new_empty(0)
         out[name] = gathered[id(value)]
     return out if info.is_main else None
