@@ -49,6 +49,10 @@ def repo(tmp_path, tiny_llama_dir) -> Path:
     params = tiny_params(tiny_llama_dir)
     params["evaluate"].update({"evals": ["heldout", "mosaic_following", "ifeval"], "mosaic_per_rule": 1,
                                "mosaic_max_instructions": 2, "mosaic_max_new_tokens": 4})
+    # What is tested here is DVC (stages, skips, experiments, remotes, metrics and plots); stage runs
+    # in MLflow are tested in test_prefect_deployment and test_train_mlflow. Without tracking, each
+    # of the twelve stage processes skips importing MLflow and opening its store (seconds each).
+    params["tracking"]["enabled"] = False
     return scratch_repo(tmp_path / "repo", params)
 
 
