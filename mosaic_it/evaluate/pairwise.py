@@ -13,9 +13,11 @@ def generations_path(arm_dir, test_set: str):
 
 def run(ctx: EvalContext) -> Metrics:
     metrics: Metrics = {}
-    for name in ctx.cfg.pairwise_sets:
-        rows = load_test_set(name, ctx.cfg.pairwise_dir, ctx.cfg.pairwise_limit)
-        responses = ctx.generate([row["prompt"] for row in rows], f"pairwise {name}")
+    sets = {name: load_test_set(name, ctx.cfg.pairwise_dir, ctx.cfg.pairwise_limit) for name in ctx.cfg.pairwise_sets}
+    # One call for every set: a batch never waits on a set's last few prompts.
+    answers = iter(ctx.generate([row["prompt"] for rows in sets.values() for row in rows], "pairwise"))
+    for name, rows in sets.items():
+        responses = [next(answers) for _ in rows]
         path = generations_path(ctx.out_dir, name)
         write_jsonl(path, ({**row, "response": r} for row, r in zip(rows, responses)))
         ctx.artifacts.append(path)
