@@ -140,11 +140,11 @@ def run_cell(params: Params, seed: int, arm: str) -> list[StepResult]:
 
 def judge_seed(params: Params, seed: int) -> list[StepResult]:
     """Each non-baseline arm against the baseline on the pairwise sets, when a judge is configured."""
-    from mosaic_it.evaluate.compare import judge_arms
-
     judge = params.compare.judge
     if not judge.url:
         return []
+    from mosaic_it.evaluate.compare import judge_arms  # scipy and the report modules: only when judging
+
     results = []
     baseline = configs.cell_dirs(params, seed, "baseline").eval_dir
     for arm in params.study.arms:
