@@ -107,8 +107,8 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
            callbacks: Sequence[Callable[[StepLog], None]], clock: costs.StageClock) -> TrainResult:
     out_dir = Path(cfg.output_dir) / cfg.arm
     seed_everything(cfg.seed)
+    records = load_records(cfg.data, cfg.max_records)  # bad data fails before transformers is imported
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
-    records = load_records(cfg.data, cfg.max_records)
     examples, enc = encode_all(records, tokenizer, cfg.prompt_format, cfg.max_length)
     data_md5 = track.file_md5(cfg.data)
     base = base_model(cfg.model)
