@@ -51,7 +51,7 @@ def test_weights_gradients_and_optimizer_bytes_of_an_8b_llama():
     assert replicated.weights == full.weights  # DDP keeps a whole copy per GPU
     qlora = estimate(LLAMA3_8B, Setup(method="lora", dtype="bf16", quantization="4bit", device="cpu"))
     assert 5.0 * GIB < qlora.weights < 6.0 * GIB  # NF4 decoder (~3.5 GiB) + bf16 embeddings and head (~2 GiB)
-    assert lora.peak == lora.weights + lora.optimizer + lora.activations  # activations outweigh adapter grads
+    assert lora.peak == lora.weights + lora.optimizer + lora.activations + lora.gradients
 
 
 def test_activation_formula_per_layer_and_head():
@@ -90,7 +90,7 @@ def test_sharding_is_offered_and_counted_for_several_processes(tmp_path, monkeyp
     # Gathered in bf16: embeddings and untied head (the root unit, with the final norm) and two layers.
     layer = LLAMA3_8B.layer_linear_params() + 2 * LLAMA3_8B.hidden
     assert plan.gathered == 2 * (2 * 128256 * 4096 + 4096 + 2 * layer)
-    assert plan.peak == plan.weights + plan.optimizer + max(plan.activations, plan.gradients) + plan.overhead + plan.gathered
+    assert plan.peak == plan.weights + plan.optimizer + plan.activations + plan.gradients + plan.overhead + plan.gathered
     with pytest.raises(MosaicItError, match="cheapest change that fits: train.method=lora "):
         check_fits(cfg.model_copy(update={"distributed": "fsdp"}), "cuda", True, world_size=1)  # nothing to shard
 
@@ -137,3 +137,14 @@ def test_planning_for_a_gpu_on_a_machine_without_one_asks_for_its_memory(tiny_ll
     result = CliRunner().invoke(app, ["plan", "-S", f"train.model={tiny_llama_dir}"])
     assert isinstance(result.exception, MosaicItError)
     assert "give the GPU's memory with --memory-gib" in str(result.exception)
+
+
+def test_bf16_head_and_full_fine_tuning_weight_copies():
+    shape = shape_from_config(dict(vocab_size=100, hidden_size=8, intermediate_size=16, num_hidden_layers=3,
+                                   num_attention_heads=2, num_key_value_heads=1))
+    layer = 2 * 8 + 3 * 8 + 2 * 4 + 4 * 16
+    head = 10 * 100 * 12 + 2 * 8 * 2 * 10  # bf16: 12 bytes per logit at the loss's backward peak
+    lora = Setup(method="lora", dtype="bf16", batch_size=2, max_length=5, device="cpu", lora_dropout=0.0)
+    assert activation_bytes(shape, lora) == 3 * layer * 2 * 10 + head
+    full = Setup(method="full", dtype="bf16", batch_size=2, max_length=5, device="cpu")
+    assert activation_bytes(shape, full) == 3 * layer * 2 * 10 + head + 2 * shape.total_params()

@@ -13,12 +13,16 @@ hidden h, attention widths q (heads x head_dim) and k (kv heads x head_dim), MLP
 plus, with LoRA dropout, a byte mask over each targeted module's input and the rank-r output of
 its A matrix. Attention itself keeps O(s) (flash / memory-efficient / the varlen path); `eager`
 adds heads x s^2 x 2a per sample. Gradient checkpointing keeps only each layer's input (h) and
-one layer's full set. The output head holds four fp32 vocabulary-sized tensors per target token
-at the start of backward: the fp32 logits and the log-softmax output (both saved by the loss),
-and the gradient of each (16V bytes); under bf16 the logits' bf16 gradient adds 2V. These counts were checked against the tensors
-autograd actually saves (saved-tensor hooks) on SmolLM2-135M: the decoder term within 2%.
-The peak is weights + optimizer state + max(activations, gradients): backward frees each layer's
-activations while the gradients of the layers above accumulate, so the two peak at either end.
+one layer's full set. The output head's vocabulary-sized tensors per target token, at their
+peak in the loss's backward: the saved log-softmax output, its gradient, the loss gradient and
+a temporary (16V bytes in fp32, as measured on CPU); under bf16 autocast 12V (the fp32 copy of the
+bf16 logits is gone by then; fitted to the allocator's peaks on an H200, docs/benchmarks.md). Full
+fine-tuning under bf16 autocast also keeps a bf16 copy of every weight from forward to backward
+(2P; not under FSDP, whose bf16 policy gathers bf16 weights, counted below). These counts were checked against the tensors autograd actually saves (saved-tensor hooks)
+on SmolLM2-135M: the decoder term within 2%.
+The peak is weights + optimizer state + activations + gradients: the head's and embeddings'
+gradients appear at the start of backward, when nearly every activation is still held (a 1B full
+fine-tune on an H200 peaked 11% above weights + optimizer + max(activations, gradients)).
 On CUDA the context and allocator add a fixed overhead and fragmentation (constants below).
 Under FSDP each device also holds gathered (unsharded) weights in the compute dtype: the root
 unit's (embeddings, head, final norm), which FSDP2 keeps gathered from forward to backward, and
@@ -67,7 +71,7 @@ class MemoryPlan:
 
     @property
     def peak(self) -> int:
-        return self.weights + self.optimizer + max(self.activations, self.gradients) + self.overhead + self.gathered
+        return self.weights + self.optimizer + self.activations + self.gradients + self.overhead + self.gathered
 
     def as_dict(self) -> dict[str, int]:
         return {**asdict(self), "peak": self.peak}
@@ -100,8 +104,11 @@ def activation_bytes(shape: ModelShape, setup: Setup) -> float:
         decoder = shape.layers * h * a * tokens + layer_total
     else:
         decoder = shape.layers * layer_total
-    head = targets * shape.vocab * (16 + (2 if a == 2 else 0)) + 2 * h * a * tokens
-    return decoder + head
+    head = targets * shape.vocab * (12 if a == 2 else 16) + 2 * h * a * tokens
+    # Autocast's bf16 casts of fp32 weights; FSDP's bf16 policy gathers bf16 weights instead (`gathered`).
+    sharded = setup.sharding == "fsdp" and setup.world_size > 1
+    weight_copies = 2 * shape.total_params() if setup.method == "full" and a == 2 and not sharded else 0
+    return decoder + head + weight_copies
 
 
 def estimate(shape: ModelShape, setup: Setup) -> MemoryPlan:
