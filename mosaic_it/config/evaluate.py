@@ -16,7 +16,7 @@ class GenerationConfig(BaseModel):
 
     max_new_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0.0)  # 0: greedy decoding
-    batch_size: int = Field(8, ge=1)  # static: prompts per batch; continuous: answers decoded at once
+    batch_size: int = Field(32, ge=1)  # static: prompts per batch; continuous: answers decoded at once
     # continuous: every prompt prefilled alone, a freed slot takes the next prompt, and a greedy
     # answer does not depend on which prompts share the batch (evaluate/slots.py). static: HF
     # generate over padded batches (also used for sampling and for unsupported architectures).
