@@ -1,4 +1,5 @@
-"""Start real servers (MLflow, Prefect) on free loopback ports and always tear them down.
+"""Start real servers (MLflow; Prefect's is the session harness in conftest.py) on free loopback
+ports and always tear them down.
 
 Every process is started in its own session, so teardown can signal its whole process group:
 servers fork workers (gunicorn, uvicorn, Prefect services) that must not outlive a test.
@@ -151,29 +152,6 @@ def mlflow_server(workdir: Path) -> Iterator[str]:
         # Import-heavy: on a busy 2-core machine startup alone has taken over 90 s.
         wait_http(f"{url}/health", proc, log_path, timeout_s=240)
         yield url
-
-
-@contextmanager
-def prefect_server(workdir: Path) -> Iterator[dict[str, str]]:
-    """A real `prefect server` with its home and SQLite database in `workdir`.
-
-    Yields the environment a client (CLI, worker, flow) needs to talk to it.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    api_url = f"http://{LOOPBACK}:{port}/api"
-    env = venv_env(
-        PREFECT_HOME=str(workdir / "prefect-home"),
-        PREFECT_API_URL=api_url,
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{workdir / 'prefect.db'}",
-        PREFECT_UI_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="INFO",
-    )
-    cmd = [str(VENV_BIN / "prefect"), "server", "start", "--host", LOOPBACK, "--port", str(port)]
-    log_path = workdir / "prefect-server.log"
-    with background(cmd, log_path, env, cwd=workdir) as proc:
-        wait_http(f"{api_url}/health", proc, log_path)
-        yield env
 
 
 # --- A scratch checkout: the repository's files in a temporary git repo, on a tiny configuration.
