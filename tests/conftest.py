@@ -40,6 +40,15 @@ def embedded_tokenizer():
 
 
 @pytest.fixture(scope="session")
+def embedded_model():
+    """The real embedded model and its tokenizer, loaded once for the tests about its own behaviour
+    (no test changes its weights)."""
+    from mosaic_it.evaluate.model import load_model
+
+    return load_model(None, "cpu")
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory, embedded_tokenizer) -> Path:
     """A random-init 2-layer Llama (hidden 32) with the embedded tokenizer, saved like any HF model."""
     import torch

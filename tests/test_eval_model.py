@@ -81,10 +81,10 @@ def test_probes_cover_every_strategy_and_rule_deterministically(records):
 
 
 @pytest.mark.slow
-def test_batched_greedy_generation_matches_one_by_one_on_the_embedded_model():
+def test_batched_greedy_generation_matches_one_by_one_on_the_embedded_model(embedded_model):
     from mosaic_it.evaluate.generate import generate
 
-    model, tokenizer = load_model(None, "cpu")
+    model, tokenizer = embedded_model
     prompts = ["What is the capital of France?", "Name a color.", "Write one sentence about the sea and the sky."]
     batched = generate(model, tokenizer, prompts, GenerationConfig(max_new_tokens=8, batch_size=3))
     single = generate(model, tokenizer, prompts, GenerationConfig(max_new_tokens=8, batch_size=1))

@@ -109,13 +109,11 @@ def test_a_prompt_that_ends_at_once_and_a_one_token_budget(tiny):
 
 
 @pytest.mark.slow
-def test_embedded_model_answers_match_todays_static_batches_token_for_token(shared_data):
+def test_embedded_model_answers_match_todays_static_batches_token_for_token(shared_data, embedded_model):
     """The issue's check: on the embedded model, continuous batching gives the same greedy tokens
     as HF generate over one padded static batch (6 IFEval prompts of 39 to 86 tokens, 32 new
     tokens; the fifth answer ends early, freeing its slot)."""
-    from mosaic_it.evaluate.model import load_model
-
-    model, tokenizer = load_model(None, "cpu")
+    model, tokenizer = embedded_model
     rows = (json.loads(line) for line in (shared_data / "eval" / "ifeval_input_data.jsonl").open())
     prompts = [row["prompt"] for _, row in zip(range(6), rows)]
     gen = GenerationConfig(max_new_tokens=32, batch_size=6, cache_dir=None, batching="continuous")
