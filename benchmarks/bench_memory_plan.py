@@ -19,6 +19,7 @@ with the whole estimate: what the GPU must hold).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -72,7 +73,8 @@ def make_tiny(target: Path) -> Path:
 
 def measure_one(case: dict) -> dict:
     from mosaic_it.config.train import TrainConfig
-    from mosaic_it.plan.estimate import Setup, estimate
+    from mosaic_it.plan.estimate import estimate
+    from mosaic_it.plan.fit import setup_from_config
     from mosaic_it.plan.shape import load_shape
     from mosaic_it.train.batching import collate
     from mosaic_it.train.data import Example
@@ -112,10 +114,8 @@ def measure_one(case: dict) -> dict:
         extra["reserved"] = torch.cuda.max_memory_reserved(device)
     else:
         measured = _status("VmHWM") - before
-    setup = Setup(method=cfg.method, dtype="bf16" if cuda else "fp32", batch_size=cfg.batch_size,
-                  max_length=cfg.max_length, gradient_checkpointing=cfg.gradient_checkpointing, lora_r=cfg.lora.r,
-                  lora_targets=tuple(cfg.lora.target_modules), lora_dropout=cfg.lora.dropout, device=device.type,
-                  tokens=batch.real_tokens, target_tokens=batch.target_tokens)
+    setup = dataclasses.replace(setup_from_config(cfg, device.type, cuda), tokens=batch.real_tokens,
+                                target_tokens=batch.target_tokens)
     plan = estimate(load_shape(cfg.model), setup)
     return {**case, "measured": measured, **extra, **plan.as_dict()}
 

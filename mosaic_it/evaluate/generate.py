@@ -26,7 +26,6 @@ def generate(
     import torch
 
     torch.manual_seed(seed)
-    cfg = resolve_batching(model, cfg)
     texts = [render_prompt(p, tokenizer, prompt_format) for p in prompts]
     tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
     tokenizer.truncation_side = "left"  # an over-long prompt keeps its question

@@ -124,9 +124,8 @@ def with_generation_cache(generator: Generator, cfg: Any, model: Any, tokenizer:
     if cfg.generation.cache_dir is None:
         return generator
     from mosaic_it.evaluate.backend import pick_backend
-    from mosaic_it.train.data import render_prompt
-
     from mosaic_it.evaluate.generate import resolve_batching
+    from mosaic_it.train.data import render_prompt
 
     cache = GenerationCache(Path(cfg.generation.cache_dir) / f"{model_fingerprint(model, tokenizer)}.jsonl")
     inner = cached(generator, cache, lambda p: render_prompt(p, tokenizer, cfg.prompt_format), cfg.prompt_format,

@@ -18,8 +18,9 @@ peak in the loss's backward: the saved log-softmax output, its gradient, the los
 a temporary (16V bytes in fp32, as measured on CPU); under bf16 autocast 12V (the fp32 copy of the
 bf16 logits is gone by then; fitted to the allocator's peaks on an H200, docs/benchmarks.md). Full
 fine-tuning under bf16 autocast also keeps a bf16 copy of every weight from forward to backward
-(2P; not under FSDP, whose bf16 policy gathers bf16 weights, counted below). These counts were checked against the tensors autograd actually saves (saved-tensor hooks)
-on SmolLM2-135M: the decoder term within 2%.
+(2P; not under FSDP, whose bf16 policy gathers bf16 weights, counted below). These counts were
+checked against the tensors autograd actually saves (saved-tensor hooks) on SmolLM2-135M: the
+decoder term within 2%.
 The peak is weights + optimizer state + activations + gradients: the head's and embeddings'
 gradients appear at the start of backward, when nearly every activation is still held (a 1B full
 fine-tune on an H200 peaked 11% above weights + optimizer + max(activations, gradients)).
@@ -77,6 +78,11 @@ class MemoryPlan:
         return {**asdict(self), "peak": self.peak}
 
 
+def sharded(setup: Setup) -> bool:
+    """FSDP over several processes (with one, nothing is sharded)."""
+    return setup.sharding == "fsdp" and setup.world_size > 1
+
+
 def _weight_bytes(shape: ModelShape, setup: Setup) -> float:
     total = shape.total_params()
     if setup.method == "full":
@@ -106,15 +112,14 @@ def activation_bytes(shape: ModelShape, setup: Setup) -> float:
         decoder = shape.layers * layer_total
     head = targets * shape.vocab * (12 if a == 2 else 16) + 2 * h * a * tokens
     # Autocast's bf16 casts of fp32 weights; FSDP's bf16 policy gathers bf16 weights instead (`gathered`).
-    sharded = setup.sharding == "fsdp" and setup.world_size > 1
-    weight_copies = 2 * shape.total_params() if setup.method == "full" and a == 2 and not sharded else 0
+    weight_copies = 2 * shape.total_params() if setup.method == "full" and a == 2 and not sharded(setup) else 0
     return decoder + head + weight_copies
 
 
 def estimate(shape: ModelShape, setup: Setup) -> MemoryPlan:
     total = shape.total_params()
     trainable = total if setup.method == "full" else shape.lora_params(setup.lora_r, list(setup.lora_targets))
-    shards = setup.world_size if setup.sharding == "fsdp" else 1
+    shards = setup.world_size if sharded(setup) else 1
     weights = _weight_bytes(shape, setup)
     if setup.method == "full":
         gradients, optimizer = 4.0 * trainable, 8.0 * trainable
@@ -131,7 +136,7 @@ def estimate(shape: ModelShape, setup: Setup) -> MemoryPlan:
 
 def gathered_bytes(shape: ModelShape, setup: Setup) -> float:
     """FSDP's unsharded weights at a time: the root unit and two decoder layers, in compute dtype."""
-    if setup.sharding != "fsdp" or setup.world_size <= 1:
+    if not sharded(setup):
         return 0.0
     per_weight = 2 if setup.dtype == "bf16" else 4  # bf16: the mixed-precision policy gathers in bf16
     layer = shape.layer_linear_params() + 2 * shape.hidden
