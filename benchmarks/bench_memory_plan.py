@@ -45,6 +45,13 @@ GPU_CASES = [
     ("8b", "lora", 4, 2048, False, "packed"),
     ("8b", "lora", 8, 2048, True, "packed"),
 ]
+# Shapes and settings the plan's constants were not fitted to (GPU_CASES were): an independent check.
+GPU_CHECK_CASES = [
+    ("3b", "lora", 8, 2048, False, "dynamic"),
+    ("3b", "full", 2, 2048, True, "packed"),
+    ("1b", "full", 16, 1024, True, "dynamic"),
+    ("1b", "lora", 16, 2048, True, "packed"),
+]
 # glibc's malloc keeps freed blocks under its mmap threshold for reuse, so RSS would also count
 # memory no tensor holds; a low threshold makes tensor buffers mmaps that free returns at once,
 # so the peak RSS tracks live tensors (what torch.cuda.max_memory_allocated reports on a GPU).
@@ -125,15 +132,17 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
-                        help="with --device cuda: the model directory of each GPU case's shape (1b, 8b)")
+                        help="with --device cuda: the model directory of each GPU case's shape (1b, 3b, 8b)")
     parser.add_argument("--out", type=Path, help="also write every row as JSON lines here")
+    parser.add_argument("--cases", choices=("fit", "check"), default="fit",
+                        help="with --device cuda: the cases the plan was fitted to, or the held-out ones (1b, 3b)")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure_one(json.loads(args.one))))
         return
     if args.device == "cuda":
         dirs = dict(item.split("=", 1) for item in args.model)
-        run_cases(GPU_CASES, dirs, "cuda", args.out)
+        run_cases(GPU_CASES if args.cases == "fit" else GPU_CHECK_CASES, dirs, "cuda", args.out)
         return
     from mosaic_it.models.embedded import resolve_model_path
 

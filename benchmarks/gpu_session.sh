@@ -4,7 +4,8 @@
 # lease cut short still returns what finished. Models are random-init at published shapes (cost and
 # memory depend on shape, not weights); the machine needs torch with CUDA, nothing downloaded.
 #
-#   OUT=/tmp/gpu bash benchmarks/gpu_session.sh
+#   OUT=/tmp/gpu bash benchmarks/gpu_session.sh                  # the first session's checks
+#   OUT=/tmp/gpu bash benchmarks/gpu_session.sh model_1b mfu_1b    # or the named steps, in order
 #
 # Optional: wheels in .whl/ (installed to /tmp/site first: our pinned transformers, peft, pydantic)
 # and the embedded tokenizer in .gpu/cache/ (MOSAIC_IT_CACHE), for machines without them.
@@ -35,13 +36,23 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, keep its log, note h
   transformers.__version__, 'peft', peft.__version__, torch.cuda.get_device_name())"; } > "$OUT/env.log" 2>&1
 tail -n 1 "$OUT/env.log"
 
-step model_1b 90 $PY benchmarks/random_model.py 1b "$WORK/1b" --dtype bf16
+# Each step is a function; the models it needs come from the model_* steps run before it.
+model_1b() { step model_1b 90 $PY benchmarks/random_model.py 1b "$WORK/1b" --dtype bf16; }
+model_3b() { step model_3b 90 $PY benchmarks/random_model.py 3b "$WORK/3b" --dtype bf16; }
+model_8b() { step model_8b 100 $PY benchmarks/random_model.py 8b "$WORK/8b" --dtype bf16; }
 # 1B full fine-tuning in bf16: tokens/s and MFU per batching regime, both arms.
-step train_1b 180 $PY benchmarks/bench_train.py --model "$WORK/1b" --method full --regimes packed dynamic \
-  --max-length 2048 --batch-size 8 --n-records 256 --out "$OUT/train_1b.json"
-step model_8b 100 $PY benchmarks/random_model.py 8b "$WORK/8b" --dtype bf16
+train_1b() {
+  step train_1b 180 $PY benchmarks/bench_train.py --model "$WORK/1b" --method full --regimes packed dynamic \
+    --max-length 2048 --batch-size 8 --n-records 256 --out "$OUT/train_1b.json"
+}
+# Kernel efficiency: full 8 x 2048 rows, eager against train.compile, steady-state MFU.
+mfu_1b() {
+  step mfu_1b 240 $PY benchmarks/bench_mfu.py --model "$WORK/1b" --variants eager compile --steps 14 --warmup 4 \
+    --out "$OUT/mfu_1b.json"
+}
 # The pre-flight check on this GPU: an 8B full fine-tune at batch 8 x 2048 must be refused, naming a change.
-step preflight 40 $PY - "$WORK/8b" <<'PYTHON'
+preflight() {
+  step preflight 40 $PY - "$WORK/8b" <<'PYTHON'
 import sys
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import MosaicItError
@@ -54,12 +65,28 @@ for method, gc in (("full", False), ("lora", False)):
     except MosaicItError as exc:
         print(f"8b {method} 8 x 2048: refused: {exc}")
 PYTHON
+}
 # The memory plan against the allocator's peak (1B full/LoRA, 8B LoRA with and without recompute).
-step plan 150 $PY benchmarks/bench_memory_plan.py --device cuda --model "1b=$WORK/1b" --model "8b=$WORK/8b" \
-  --out "$OUT/plan.jsonl"
+plan() {
+  step plan 150 $PY benchmarks/bench_memory_plan.py --device cuda --model "1b=$WORK/1b" --model "8b=$WORK/8b" \
+    --out "$OUT/plan.jsonl"
+}
+# The same on shapes and settings the plan was not fitted to.
+plan_check() {
+  step plan_check 150 $PY benchmarks/bench_memory_plan.py --device cuda --cases check --model "1b=$WORK/1b" \
+    --model "3b=$WORK/3b" --out "$OUT/plan_check.jsonl"
+}
 # An 8B LoRA smoke run through `run_training` (pre-flight plan included) on packed mosaic samples.
-step train_8b_lora 120 $PY benchmarks/bench_train.py --model "$WORK/8b" --method lora --regimes packed \
-  --arms mosaic --max-steps 10 --max-length 2048 --batch-size 4 --n-records 256 --out "$OUT/train_8b_lora.json"
+train_8b_lora() {
+  step train_8b_lora 120 $PY benchmarks/bench_train.py --model "$WORK/8b" --method lora --regimes packed \
+    --arms mosaic --max-steps 10 --max-length 2048 --batch-size 4 --n-records 256 --out "$OUT/train_8b_lora.json"
+}
 # Evaluation generation: static HF batches against the continuous decoder (1B, bf16).
-step generate 120 $PY benchmarks/bench_generate.py --model "$WORK/1b" --device cuda --prompts 48 \
-  --max-new-tokens 128 --rounds 2 --static-batch 16 --slots 16 48 --skip-batch-1 --out "$OUT/generate.json"
+generate() {
+  step generate 120 $PY benchmarks/bench_generate.py --model "$WORK/1b" --device cuda --prompts 48 \
+    --max-new-tokens 128 --rounds 2 --static-batch 16 --slots 16 48 --skip-batch-1 --out "$OUT/generate.json"
+}
+
+for name in "${@:-model_1b train_1b model_8b preflight plan train_8b_lora generate}"; do
+  for one in $name; do "$one"; done
+done

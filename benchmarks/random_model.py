@@ -17,6 +17,7 @@ SIZES = {
     "tiny": (64, 128, 2, 4, 2, None, True),
     "135m": (576, 1536, 30, 9, 3, None, True),  # SmolLM2-135M
     "1b": (2048, 8192, 16, 32, 8, 128256, True),  # Llama-3.2-1B
+    "3b": (3072, 8192, 28, 24, 8, 128256, True),  # Llama-3.2-3B
     "8b": (4096, 14336, 32, 32, 8, 128256, False),  # Llama-3-8B / 3.1-8B
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}

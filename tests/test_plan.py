@@ -148,3 +148,7 @@ def test_bf16_head_and_full_fine_tuning_weight_copies():
     assert activation_bytes(shape, lora) == 3 * layer * 2 * 10 + head
     full = Setup(method="full", dtype="bf16", batch_size=2, max_length=5, device="cpu")
     assert activation_bytes(shape, full) == 3 * layer * 2 * 10 + head + 2 * shape.total_params()
+    # Recomputed layers cast their weights again in backward: only the head's and one layer's copies are held.
+    recompute = Setup(method="full", dtype="bf16", batch_size=2, max_length=5, device="cpu", gradient_checkpointing=True)
+    copies = 2 * (100 * 8 + shape.layer_linear_params())
+    assert activation_bytes(shape, recompute) == 3 * 8 * 2 * 10 + layer * 2 * 10 + head + copies

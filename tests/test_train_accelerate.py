@@ -52,6 +52,13 @@ def test_mixed_precision_and_cpu_decide_dtype_and_device():
     assert apply_accelerate(TrainConfig(dtype="fp32"), {"ACCELERATE_MIXED_PRECISION": "no"}).dtype == "fp32"
 
 
+def test_a_dynamo_backend_compiles_the_decoder_layers():
+    assert apply_accelerate(TrainConfig(), {"ACCELERATE_DYNAMO_BACKEND": "INDUCTOR"}).compile == "inductor"
+    assert apply_accelerate(TrainConfig(compile=True), {"ACCELERATE_DYNAMO_BACKEND": "inductor"}).compile == "inductor"
+    assert apply_accelerate(TrainConfig(), {"ACCELERATE_DYNAMO_BACKEND": "AOT_EAGER"}).compile == "aot_eager"
+    assert apply_accelerate(TrainConfig(compile=True), {"ACCELERATE_DYNAMO_BACKEND": "NO"}).compile is True
+
+
 @pytest.mark.parametrize(("env", "cfg", "message"), [
     ({"ACCELERATE_USE_DEEPSPEED": "true"}, {}, "accelerate config: distributed_type: DEEPSPEED is not run"),
     ({"ACCELERATE_USE_FSDP": "true", "FSDP_OFFLOAD_PARAMS": "true"}, {}, "fsdp_offload_params: true is not done"),
@@ -63,7 +70,9 @@ def test_mixed_precision_and_cpu_decide_dtype_and_device():
     ({"ACCELERATE_USE_MEGATRON_LM": "true"}, {}, "accelerate config: distributed_type: MEGATRON_LM is not run"),
     ({"ACCELERATE_MIXED_PRECISION": "fp16"}, {}, "accelerate config: mixed_precision: fp16 needs a loss scaler"),
     ({"ACCELERATE_MIXED_PRECISION": "fp8"}, {}, "accelerate config: mixed_precision: fp8 needs a loss scaler"),
-    ({"ACCELERATE_DYNAMO_BACKEND": "INDUCTOR"}, {}, "accelerate config: dynamo_backend: INDUCTOR"),
+    ({"ACCELERATE_DYNAMO_BACKEND": "CUDAGRAPHS"}, {}, "accelerate config: dynamo_backend: CUDAGRAPHS is not a backend"),
+    ({"ACCELERATE_DYNAMO_BACKEND": "INDUCTOR"}, {"compile": "aot_eager"},
+     "dynamo_backend: INDUCTOR contradicts train.compile=aot_eager"),
     ({"ACCELERATE_MIXED_PRECISION": "bf16"}, {"dtype": "fp32"}, "mixed_precision: bf16 contradicts train.dtype=fp32"),
     ({"ACCELERATE_MIXED_PRECISION": "no"}, {"dtype": "bf16"}, "mixed_precision: no contradicts train.dtype=bf16"),
     ({"ACCELERATE_USE_CPU": "True"}, {"device": "cuda"}, "use_cpu: true contradicts train.device=cuda"),

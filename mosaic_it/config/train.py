@@ -47,6 +47,9 @@ class TrainConfig(BaseModel):
     # fine-tuning keeps fp32 master weights under bf16 autocast (docs/training.md).
     quantization: Literal["none", "4bit"] = "none"  # 4bit: QLoRA (NF4 base, CUDA + bitsandbytes)
     attn_implementation: Literal["sdpa", "flash_attention_2", "eager"] = "sdpa"
+    # torch.compile each decoder layer (true: the inductor backend): fused elementwise kernels on a
+    # GPU, paid for by compilation in the first steps. aot_eager traces without generating kernels.
+    compile: bool | Literal["inductor", "aot_eager"] = False  # true is inductor
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # With several processes: ddp keeps a full replica per process; fsdp shards weights, gradients
     # and optimizer state (FSDP2, one unit per decoder layer). One process trains unsharded either way.

@@ -18,7 +18,8 @@ peak in the loss's backward: the saved log-softmax output, its gradient, the los
 a temporary (16V bytes in fp32, as measured on CPU); under bf16 autocast 12V (the fp32 copy of the
 bf16 logits is gone by then; fitted to the allocator's peaks on an H200, docs/benchmarks.md). Full
 fine-tuning under bf16 autocast also keeps a bf16 copy of every weight from forward to backward
-(2P; not under FSDP, whose bf16 policy gathers bf16 weights, counted below). These counts were
+(2P; with gradient checkpointing only the output head's and one layer's, since recomputed layers
+cast again; not under FSDP, whose bf16 policy gathers bf16 weights, counted below). These counts were
 checked against the tensors autograd actually saves (saved-tensor hooks) on SmolLM2-135M: the
 decoder term within 2%.
 The peak is weights + optimizer state + activations + gradients: the head's and embeddings'
@@ -112,7 +113,11 @@ def activation_bytes(shape: ModelShape, setup: Setup) -> float:
         decoder = shape.layers * layer_total
     head = targets * shape.vocab * (12 if a == 2 else 16) + 2 * h * a * tokens
     # Autocast's bf16 casts of fp32 weights; FSDP's bf16 policy gathers bf16 weights instead (`gathered`).
-    weight_copies = 2 * shape.total_params() if setup.method == "full" and a == 2 and not sharded(setup) else 0
+    # Recomputed layers keep none of theirs: one layer's at a time, plus the output head's.
+    weight_copies = 0
+    if setup.method == "full" and a == 2 and not sharded(setup):
+        weight_copies = 2 * (shape.vocab * h + shape.layer_linear_params() if setup.gradient_checkpointing
+                             else shape.total_params())
     return decoder + head + weight_copies
 
 

@@ -61,19 +61,29 @@ def _varlen_forward(stock: str) -> Any:
     def forward(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                 **kwargs: Any) -> tuple[torch.Tensor, None]:
-        spans = None
         if attention_mask is None and query.shape[2] == key.shape[2]:
-            spans = sample_spans(kwargs.get("position_ids"))
-            if spans is None and eager:  # our mask builder skipped the plain causal mask
-                spans = [(0, query.shape[2])]
-        if spans is None:  # unpacked rows, padded batches, cached decoding: transformers' own path
-            return _stock_forward(stock, module, query, key, value, attention_mask, scaling, dropout, **kwargs)
-        drop = dropout if module.training else 0.0
-        parts = [_attend(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], eager, scaling, drop)
-                 for s, e in spans]
-        return torch.cat(parts, dim=1).contiguous(), None
+            drop = dropout if module.training else 0.0
+            out = _attend_per_sample(query, key, value, kwargs.get("position_ids"), eager, scaling, drop)
+            if out is not None:
+                return out, None
+        # unpacked rows, padded batches, cached decoding: transformers' own path
+        return _stock_forward(stock, module, query, key, value, attention_mask, scaling, dropout, **kwargs)
 
     return forward
+
+
+@torch.compiler.disable  # the cuts are read on the host: traced, each packing would compile anew
+def _attend_per_sample(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                       position_ids: torch.Tensor | None, eager: bool, scaling: float | None,
+                       dropout: float) -> torch.Tensor | None:
+    """Causal attention within each sample of a packed row; None for a row that is one sample (sdpa)."""
+    spans = sample_spans(position_ids)
+    if spans is None and eager:  # our mask builder skipped the plain causal mask
+        spans = [(0, query.shape[2])]
+    if spans is None:
+        return None
+    parts = [_attend(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], eager, scaling, dropout) for s, e in spans]
+    return torch.cat(parts, dim=1).contiguous()
 
 
 def _stock_forward(stock: str, module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

@@ -4,10 +4,11 @@ accelerate's launcher starts the processes (torchrun underneath) and describes i
 ACCELERATE_* and FSDP_* variables. The loop honours what it can do itself: the processes and
 machines (joined with DDP, train/distributed.py), `distributed_type: FSDP` (train.distributed=fsdp:
 mosaic-it's own FSDP2 sharding, train/fsdp.py, with `fsdp_activation_checkpointing` as
-train.gradient_checkpointing), `mixed_precision` bf16 or no (train.dtype) and `use_cpu`
-(train.device). It refuses, in one line, what it would otherwise silently ignore: the DeepSpeed
-and Megatron-LM plugins, FSDP parameter offload and FSDP without resharding after forward (ZeRO-2),
-fp16/fp8 (no loss scaler here) and torch dynamo. FSDP's wrap policy, version, state-dict type and
+train.gradient_checkpointing), `mixed_precision` bf16 or no (train.dtype), `dynamo_backend`
+inductor or aot_eager (train.compile, applied per decoder layer) and `use_cpu` (train.device). It
+refuses, in one line, what it would otherwise silently ignore: the DeepSpeed and Megatron-LM
+plugins, FSDP parameter offload and FSDP without resharding after forward (ZeRO-2), fp16/fp8 (no
+loss scaler here) and other dynamo backends. FSDP's wrap policy, version, state-dict type and
 cpu_ram_efficient_loading are mosaic-it's own choices (one unit per decoder layer, FSDP2, sharded
 checkpoints, every rank loading the model before sharding it).
 """
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import MosaicItError
 
+COMPILE_BACKENDS = ("inductor", "aot_eager")
 PLUGINS = {"ACCELERATE_USE_DEEPSPEED": "DEEPSPEED", "ACCELERATE_USE_MEGATRON_LM": "MEGATRON_LM"}
 
 
@@ -35,11 +37,16 @@ def apply_accelerate(cfg: TrainConfig, env: Mapping[str, str]) -> TrainConfig:
         if _true(env.get(variable)):
             raise refuse(f"distributed_type: {plugin}", "is not run by mosaic-it's training loop (its plugin "
                          "settings would be ignored); use a multi-GPU (DDP) or FSDP accelerate config")
-    dynamo = env.get("ACCELERATE_DYNAMO_BACKEND", "NO")
-    if dynamo.upper() != "NO":
-        raise refuse(f"dynamo_backend: {dynamo}", "(torch.compile) is not applied by mosaic-it's training loop; "
-                     "set it to 'no'")
     updates: dict[str, str | bool] = _fsdp(cfg, env) if _true(env.get("ACCELERATE_USE_FSDP")) else {}
+    dynamo = env.get("ACCELERATE_DYNAMO_BACKEND", "NO").strip()
+    if dynamo.upper() != "NO":
+        if dynamo.lower() not in COMPILE_BACKENDS:
+            raise refuse(f"dynamo_backend: {dynamo}", "is not a backend mosaic-it's per-layer compilation "
+                         f"(train.compile) runs; use one of {', '.join(COMPILE_BACKENDS)} or no")
+        asked = "inductor" if cfg.compile is True else cfg.compile
+        if asked is not False and asked != dynamo.lower():
+            raise refuse(f"dynamo_backend: {dynamo}", f"contradicts train.compile={cfg.compile}; make them agree")
+        updates["compile"] = dynamo.lower()
     precision = env.get("ACCELERATE_MIXED_PRECISION")
     if precision is not None:
         precision = precision.lower()

@@ -38,6 +38,7 @@ from mosaic_it.train.distributed import DistInfo, barrier, init_distributed, shu
 from mosaic_it.train import fsdp
 from mosaic_it.train.generate import sample_generations
 from mosaic_it.train.loop import StepLog, train_loop
+from mosaic_it.train.compile import compile_layers
 from mosaic_it.train.model import autocast_dtype, count_params, load_model, pick_device, save_trained
 from mosaic_it.train.launcher import apply_accelerate
 from mosaic_it.plan.fit import check_fits
@@ -73,7 +74,7 @@ def seed_everything(seed: int) -> None:
 
 def fingerprint(cfg: TrainConfig, data_md5: str) -> str:
     """Checkpoints resume only the same configuration on the same data."""
-    settings = cfg.model_dump(exclude={"save_every", "keep_checkpoints", "resume", "log_every",
+    settings = cfg.model_dump(exclude={"save_every", "keep_checkpoints", "resume", "log_every", "compile",
                                        "sample_prompts", "sample_max_new_tokens", "output_dir"})
     return json.dumps({"config": settings, "data": data_md5}, sort_keys=True)
 
@@ -133,6 +134,8 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
     elif info.active:
         trained = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:  # after sharding, so FSDP's hooks stay outside the compiled graphs
+        compile_layers(model, "inductor" if cfg.compile is True else str(cfg.compile))
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, len(steps))
     ckpt_root = out_dir / "checkpoints"
