@@ -10,6 +10,10 @@ strategies), stats and plot included. The reference implementation cannot run of
 196.6 s on this machine class was measured by the issue's author, not here.
 
     .venv/bin/python benchmarks/bench_augment.py [--data ../shared/data/alpaca_cleaned.json]
+
+`--against DIR` also times, in the same rounds, the augment command run from another copy of the
+sources (DIR holds its `mosaic_it`, e.g. `git archive OLD mosaic_it | tar -x -C DIR`), for a
+before/after ratio measured side by side.
 """
 from __future__ import annotations
 
@@ -40,10 +44,11 @@ print(json.dumps({"records": len(records), "tokens": int(tokens.sum()), "tokeniz
 """
 
 
-def timed(command: list[str]) -> dict:
+def timed(command: list[str], pythonpath: Path | None = None) -> dict:
     """Wall seconds and peak RSS of one child process, with its last stdout line."""
+    env = dict(os.environ, PYTHONPATH=str(pythonpath)) if pythonpath else None
     started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     out = child.stdout.read() if child.stdout else ""
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
@@ -56,16 +61,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--against", type=Path, help="another copy of the sources to time beside this one")
     args = parser.parse_args()
     cli = str(Path(sys.executable).parent / "mosaic-it")
-    tokenize, augment = [], []
+    tokenize, augment, against = [], [], []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "mosaic.jsonl"
+        def command(name: str) -> list[str]:
+            return [cli, "augment", str(args.data), "--output", str(Path(folder) / name / "mosaic.jsonl"),
+                    *AUGMENT_ARGS, "--stats-dir", str(Path(folder) / name / "stats")]
+
         for _ in range(args.rounds):
             tokenize.append(timed([sys.executable, "-c", TOKENIZE_PASS, str(args.data)]))
-            augment.append(timed([cli, "augment", str(args.data), "--output", str(out), *AUGMENT_ARGS,
-                                  "--stats-dir", str(Path(folder) / "stats")]))
-        stats = json.loads((Path(folder) / "stats" / "stats.json").read_text())
+            augment.append(timed(command("this")))
+            if args.against:
+                against.append(timed(command("against"), args.against.resolve()))
+        stats = json.loads((Path(folder) / "this" / "stats" / "stats.json").read_text())
+        same = not args.against or all(
+            (Path(folder) / "this" / name).read_bytes() == (Path(folder) / "against" / name).read_bytes()
+            for name in ("mosaic.jsonl", "stats/stats.json", "stats/stats.png"))
     best_tokenize = min(r["seconds"] for r in tokenize)
     best_augment = min(r["seconds"] for r in augment)
     print(json.dumps({
@@ -77,8 +91,12 @@ def main() -> None:
         "augment_over_tokenize_pass_best_of_each": round(best_augment / best_tokenize, 2),
         "reference_s_from_issue": REFERENCE_SECONDS,
         "speedup_vs_reference_best": round(REFERENCE_SECONDS / best_augment, 1),
+        **({"against_cli_s": [round(r["seconds"], 2) for r in against],
+            "against_over_augment_best_of_each": round(min(r["seconds"] for r in against) / best_augment, 2),
+            "against_output_identical": same} if against else {}),
         "augment_peak_rss_mb": max(r["peak_rss_mb"] for r in augment),
         "tokenize_peak_rss_mb": max(r["peak_rss_mb"] for r in tokenize),
+        "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }, indent=2))
 

@@ -10,7 +10,8 @@ from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.errors import InputFileError
 from mosaic_it.jsonl import iter_jsonl, write_jsonl
 from mosaic_it.mosaic.augment import run_augment
-from mosaic_it.mosaic.budget import ExactSampleCounter, TokenCounter, cuts_are_context_free
+from mosaic_it.mosaic.budget import SampleCounter, TokenCounter
+from mosaic_it.mosaic.segments import splits_are_exact
 from mosaic_it.mosaic.sources import load_source_records
 from mosaic_it.mosaic.verify import check_sample, verify_file
 from mosaic_it.records import instruction_text
@@ -47,12 +48,16 @@ def whole_counts(counter: TokenCounter, samples) -> list[int]:
     return [counter.sample_tokens(["".join(side) for side in sides]) for sides in samples]
 
 
+def piecewise_counts(exact: SampleCounter, samples) -> list[int]:
+    return [sum(exact.side_tokens(side) for side in sides) for sides in samples]
+
+
 def test_counts_from_cut_texts_equal_tokenizing_the_whole_sample(embedded_tokenizer, texts):
     counter = TokenCounter(embedded_tokenizer)
-    exact = ExactSampleCounter(counter, texts, counter.count_many(texts))
-    assert cuts_are_context_free(embedded_tokenizer) and len(exact.cuts) > 0.9 * len(set(texts))
+    exact = SampleCounter(counter, texts)
+    assert splits_are_exact(embedded_tokenizer) and len(exact.cuts) > 0.9 * len(set(texts))
     samples = random_samples(texts, 400, seed=0)
-    assert exact.count_samples(samples).tolist() == whole_counts(counter, samples)
+    assert piecewise_counts(exact, samples) == whole_counts(counter, samples)
 
 
 def test_a_tokenizer_whose_cuts_are_not_safe_is_counted_whole(embedded_tokenizer, texts):
@@ -63,10 +68,10 @@ def test_a_tokenizer_whose_cuts_are_not_safe_is_counted_whole(embedded_tokenizer
     prefixed = copy.deepcopy(embedded_tokenizer.backend_tokenizer)
     prefixed.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)  # a space before every piece
     counter = TokenCounter(prefixed)
-    exact = ExactSampleCounter(counter, texts, counter.count_many(texts))
-    assert not cuts_are_context_free(prefixed) and exact.cuts == {}
+    exact = SampleCounter(counter, texts)
+    assert not splits_are_exact(prefixed) and exact.cuts == {}
     samples = random_samples(texts, 50, seed=1)
-    assert exact.count_samples(samples).tolist() == whole_counts(counter, samples)
+    assert piecewise_counts(exact, samples) == whole_counts(counter, samples)
 
 
 def test_the_bare_counting_tokenizer_counts_like_the_transformers_one(embedded_tokenizer, texts):

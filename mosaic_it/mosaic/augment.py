@@ -2,7 +2,6 @@
 the token budget, draw a plan per sample, and stream the samples with their provenance to JSONL."""
 from __future__ import annotations
 
-import itertools
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -18,18 +17,17 @@ from mosaic_it.jsonl import write_jsonl
 from mosaic_it.models.tokenizer import load_counting_tokenizer
 from mosaic_it.paths import refuse_overwriting_inputs
 from mosaic_it.progress import Progress, progress
-from mosaic_it.mosaic.budget import ExactSampleCounter, TokenCounter
+from mosaic_it.mosaic.budget import SampleCounter, TokenCounter
 from mosaic_it.mosaic.counts import draw_count
 from mosaic_it.mosaic.engine import draw_strategy, plan_sample, render, sample_record
 from mosaic_it.records import instruction_text
 from mosaic_it.mosaic.layout import Layout, draw_layout
 from mosaic_it.mosaic.sources import load_source_records
+from mosaic_it.mosaic.stats import StatsTally
 
 # Room kept for the meta-instruction while records are being packed; the real sample is then
 # checked against the exact budget, dropping the last record if it does not fit.
 META_RESERVE_TOKENS = 48
-# Samples whose exact token counts are taken in one bulk tokenizer call.
-COUNT_CHUNK = 2048
 
 
 @dataclass
@@ -56,10 +54,9 @@ class Packer:
         self.counter = counter
         self.texts = [instruction_text(r) for r in records]
         self.responses = [r["output"] for r in records]
-        self.text_tokens = counter.count_many(self.texts)
-        self.response_tokens = counter.count_many(self.responses)
-        self.exact = ExactSampleCounter(counter, self.texts + self.responses,
-                                        np.concatenate([self.text_tokens, self.response_tokens]))
+        self.exact = SampleCounter(counter, self.texts + self.responses)
+        self.text_tokens = [self.exact.tokens[text] for text in self.texts]
+        self.response_tokens = [self.exact.tokens[response] for response in self.responses]
 
     def _item_cost(self, layout: Layout, position: int, record_id: int) -> int:
         number = self.counter.count(layout.number(position))
@@ -79,25 +76,25 @@ class Packer:
         return chosen
 
     def build(self, ids: list[int], rng: random.Random, strategy: str, layout: Layout,
-              epoch: int) -> tuple[dict, tuple[list[str], list[str]]] | None:
-        """The sample for the longest prefix of `ids` that fits the budget, with its instruction and
-        output as pieces (None if even one record does not fit)."""
+              epoch: int) -> dict | None:
+        """The sample for the longest prefix of `ids` that fits the budget, with its exact token
+        count (None if even one record does not fit)."""
         while ids:
             texts = [self.texts[i] for i in ids]
             responses = [self.responses[i] for i in ids]
             plan = plan_sample(texts, rng, strategy, layout=layout)
             instruction, output = render(plan, texts, responses)
-            known = {self.texts[i]: int(self.text_tokens[i]) for i in ids}
-            known.update({self.responses[i]: int(self.response_tokens[i]) for i in ids})
-            if self.counter.sample_fits((instruction, output), known, self.cfg.max_tokens):
+            tokens = self.exact.fit((instruction, output), self.cfg.max_tokens)
+            if tokens is not None:
                 sample = sample_record(plan, "".join(instruction), "".join(output), ids, epoch)
                 sample["mosaic"]["max_tokens"] = self.cfg.max_tokens  # so `verify` knows the budget
-                return sample, (instruction, output)
+                sample["mosaic"]["tokens"] = tokens
+                return sample
             ids = ids[:-1]
         return None
 
     def epoch(self, epoch: int, rng: random.Random, np_rng: np.random.Generator, report: AugmentReport,
-              progress: Progress | None = None) -> Iterator[tuple[dict, tuple[list[str], list[str]]]]:
+              progress: Progress | None = None) -> Iterator[dict]:
         order = list(range(len(self.texts)))
         rng.shuffle(order)
         start = 0
@@ -106,11 +103,11 @@ class Packer:
             strategy = draw_strategy(self.cfg.strategy, rng)
             layout = draw_layout(rng)
             built = self.build(self._candidates(order, start, wanted, layout), rng, strategy, layout, epoch)
-            used = built[0]["count"] if built else 1
+            used = built["count"] if built else 1
             if built is None:
                 report.skipped_too_long += 1
             else:
-                kind = built[0]["mosaic"]["strategy"]
+                kind = built["mosaic"]["strategy"]
                 report.per_strategy[kind] = report.per_strategy.get(kind, 0) + 1
                 yield built
             start += used
@@ -126,20 +123,11 @@ def mosaic_samples(records: Sequence[dict], cfg: AugmentConfig, tokenizer: Any, 
     np_rng = np.random.default_rng(cfg.seed)
     bar = progress(cfg.epochs * len(records), "augment", unit="record") if show_progress else None
     for epoch in range(cfg.epochs):
-        yield from _with_token_counts(packer.epoch(epoch, rng, np_rng, report, bar), packer.exact)
+        yield from packer.epoch(epoch, rng, np_rng, report, bar)
         report.epochs = epoch + 1
     if bar is not None:
         bar.close()
-    report.exact_budget_checks = counter.exact_checks
-
-
-def _with_token_counts(built: Iterator[tuple[dict, tuple[list[str], list[str]]]],
-                       exact: ExactSampleCounter) -> Iterator[dict]:
-    """The samples, each with its exact token count (`mosaic.tokens`), counted a chunk at a time."""
-    while chunk := list(itertools.islice(built, COUNT_CHUNK)):
-        for (sample, _), tokens in zip(chunk, exact.count_samples([sides for _, sides in chunk])):
-            sample["mosaic"]["tokens"] = int(tokens)
-            yield sample
+    report.exact_budget_checks = packer.exact.exact_checks
 
 
 def _at_least_one(samples: Iterator[dict], cfg: AugmentConfig, report: AugmentReport) -> Iterator[dict]:
@@ -153,7 +141,15 @@ def _at_least_one(samples: Iterator[dict], cfg: AugmentConfig, report: AugmentRe
                             f"(each of the {report.records} records alone exceeds it); nothing written")
 
 
-def run_augment(cfg: AugmentConfig, show_progress: bool = True) -> AugmentReport:
+def _tallied(samples: Iterator[dict], tally: StatsTally) -> Iterator[dict]:
+    for sample in samples:
+        meta = sample["mosaic"]
+        tally.add(meta, sample["count"], meta["tokens"])
+        yield sample
+
+
+def run_augment(cfg: AugmentConfig, show_progress: bool = True, tally: StatsTally | None = None) -> AugmentReport:
+    """Write the samples; with `tally`, also tally them for stats.json as they are written."""
     stats = Path(cfg.stats_dir)
     refuse_overwriting_inputs("augment", [cfg.input, cfg.tokenizer],
                               [cfg.output, stats / "stats.json", stats / "stats.png"])
@@ -162,6 +158,8 @@ def run_augment(cfg: AugmentConfig, show_progress: bool = True) -> AugmentReport
     tokenizer = load_counting_tokenizer(cfg.tokenizer)
     report = AugmentReport(input=cfg.input, output=cfg.output, records=len(records))
     samples = _at_least_one(mosaic_samples(records, cfg, tokenizer, report, show_progress), cfg, report)
+    if tally is not None:
+        samples = _tallied(samples, tally)
     report.samples = write_jsonl(cfg.output, samples)
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -33,39 +33,54 @@ def recorded_tokens(samples_path: str | Path, line: int, meta: dict[str, Any]) -
     return tokens
 
 
+class StatsTally:
+    """What stats.json summarizes, gathered one sample at a time: from a samples file, or from the
+    samples as augment writes them (so augment never reads its output back)."""
+
+    def __init__(self) -> None:
+        self.strategies: Counter[str] = Counter()
+        self.rules: Counter[str] = Counter()
+        self.per_epoch: Counter[int] = Counter()
+        self.counts: list[int] = []
+        self.tokens: list[int] = []
+
+    def add(self, meta: dict[str, Any], count: int, tokens: int) -> None:
+        self.strategies[meta["strategy"]] += 1
+        self.rules[f"{meta['strategy']}:{meta['rule'] or '-'}"] += 1
+        self.per_epoch[meta["epoch"]] += 1
+        self.counts.append(count)
+        self.tokens.append(tokens)
+
+    def result(self) -> dict[str, Any]:
+        if not self.counts:
+            return {"samples": 0}
+        count_array = np.array(self.counts)
+        token_array = np.array(self.tokens)
+        return {
+            "samples": len(self.counts),
+            "per_epoch": {str(k): v for k, v in sorted(self.per_epoch.items())},
+            "per_strategy": dict(sorted(self.strategies.items())),
+            "per_rule": dict(sorted(self.rules.items())),
+            "instructions_per_sample": {
+                "mean": round(float(count_array.mean()), 3),
+                "max": int(count_array.max()),
+                "histogram": _histogram(count_array, np.arange(1, count_array.max() + 2)),
+            },
+            "tokens_per_sample": {
+                "mean": round(float(token_array.mean()), 1),
+                "max": int(token_array.max()),
+                "total": int(token_array.sum()),
+                "histogram": _histogram(token_array, TOKEN_BINS),
+            },
+        }
+
+
 def compute_stats(samples_path: str | Path) -> dict[str, Any]:
-    strategies: Counter[str] = Counter()
-    rules: Counter[str] = Counter()
-    per_epoch: Counter[int] = Counter()
-    counts, tokens = [], []
+    tally = StatsTally()
     for line, sample in read_samples(samples_path):  # none at all is an error, not an empty plot
         meta = sample["mosaic"]
-        strategies[meta["strategy"]] += 1
-        rules[f"{meta['strategy']}:{meta['rule'] or '-'}"] += 1
-        per_epoch[meta["epoch"]] += 1
-        counts.append(sample["count"])
-        tokens.append(recorded_tokens(samples_path, line, meta))
-    if not counts:
-        return {"samples": 0}
-    count_array = np.array(counts)
-    token_array = np.array(tokens)
-    return {
-        "samples": len(counts),
-        "per_epoch": {str(k): v for k, v in sorted(per_epoch.items())},
-        "per_strategy": dict(sorted(strategies.items())),
-        "per_rule": dict(sorted(rules.items())),
-        "instructions_per_sample": {
-            "mean": round(float(count_array.mean()), 3),
-            "max": int(count_array.max()),
-            "histogram": _histogram(count_array, np.arange(1, count_array.max() + 2)),
-        },
-        "tokens_per_sample": {
-            "mean": round(float(token_array.mean()), 1),
-            "max": int(token_array.max()),
-            "total": int(token_array.sum()),
-            "histogram": _histogram(token_array, TOKEN_BINS),
-        },
-    }
+        tally.add(meta, sample["count"], recorded_tokens(samples_path, line, meta))
+    return tally.result()
 
 
 def plot_stats(stats: dict[str, Any], path: str | Path) -> None:
@@ -96,7 +111,11 @@ def plot_stats(stats: dict[str, Any], path: str | Path) -> None:
 def run_stats(samples_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     out_dir = Path(out_dir)
     refuse_overwriting_inputs("stats", [samples_path], [out_dir / "stats.json", out_dir / "stats.png"])
-    stats = compute_stats(samples_path)
+    return write_stats(compute_stats(samples_path), out_dir)
+
+
+def write_stats(stats: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    out_dir = Path(out_dir)
     write_json(out_dir / "stats.json", stats)
     if stats["samples"]:
         plot_stats(stats, out_dir / "stats.png")

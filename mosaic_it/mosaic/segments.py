@@ -1,0 +1,103 @@
+"""Exact token counts as sums of memoized segment counts, for GPT-2-style byte-level BPE.
+
+GPT-2's pre-tokenizer regex ('s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+)
+puts a whitespace character in a pre-token only as its first character or inside a run of
+whitespace; it has no look-behind, and its one look-ahead (?!\\S) can only end a whitespace run.
+So where a non-whitespace character is followed by whitespace, no pre-token crosses, each side
+splits into the pre-tokens it has alone, and BPE never merges across pre-tokens: a text's token
+count is the sum of its two sides' counts, in any context. Cutting a text at every such position
+leaves segments (mostly a word with the whitespace before it) that recur across records and
+samples, so each distinct segment is tokenized once and every later count is dictionary sums.
+
+Which characters are whitespace depends on the regex engine's Unicode tables. A "clean" text holds
+only printable characters (Python's definition, which excludes every Unicode separator and
+format character) and tab, newline or carriage return; every engine reads such a text's
+whitespace the same way. Other texts, and other tokenizers, are counted whole by the tokenizer.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from mosaic_it.models.tokenizer import count_tokens, rust_tokenizer
+
+# A non-whitespace character followed by ASCII whitespace: a cut that no pre-token crosses.
+SPLIT = re.compile(r"(?<=\S)(?=[ \t\n\r])")
+# Finer, for short strings: also where ASCII letters, digits and other ASCII symbols meet, which
+# GPT-2 puts in different pre-tokens, except after an apostrophe ('s, 're ... are pre-tokens).
+FINE_SPLIT = re.compile(
+    r"(?<=\S)(?=[ \t\n\r])"
+    r"|(?<=[A-Za-z])(?=[0-9!-/:-@\[-`{-~])"
+    r"|(?<=[0-9])(?=[A-Za-z!-/:-@\[-`{-~])"
+    r"|(?<=[!-&(-/:-@\[-`{-~])(?=[A-Za-z0-9])"
+)
+_ALLOWED_CONTROLS = str.maketrans("", "", "\t\n\r")
+# Texts split and learnt together: bounds the segment lists held at once.
+CUT_BATCH = 8192
+
+
+def is_clean(text: str) -> bool:
+    return text.isprintable() or text.translate(_ALLOWED_CONTROLS).isprintable()
+
+
+def splits_are_exact(tokenizer: Any) -> bool:
+    """Whether cuts at SPLIT are exact for this tokenizer: GPT-2 byte-level BPE (regex
+    pre-tokenizer, no prefix space, no normalizer, no dropout), and no added token that holds
+    whitespace or strips it (added tokens are matched before pre-tokenization)."""
+    backend = rust_tokenizer(tokenizer)
+    pre = getattr(backend, "pre_tokenizer", None)
+    model = getattr(backend, "model", None)
+    if not (type(pre).__name__ == "ByteLevel" and getattr(pre, "use_regex", False)
+            and not getattr(pre, "add_prefix_space", True) and getattr(backend, "normalizer", 1) is None
+            and type(model).__name__ == "BPE" and getattr(model, "dropout", 1) is None):
+        return False
+    added = backend.get_added_tokens_decoder().values()
+    return all(not (t.lstrip or t.rstrip or t.single_word) and not any(c.isspace() for c in t.content)
+               for t in added)
+
+
+class SegmentCounts:
+    """Token counts of clean texts from a memo of segment counts; misses are tokenized in one batch."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.memo: dict[str, int] = {"": 0}
+        # Added tokens are matched before pre-tokenization, so FINE_SPLIT could cut one apart
+        # ("<|im_end|>"): texts that hold one are split at whitespace only, which never cuts one.
+        added = [t.content for t in rust_tokenizer(tokenizer).get_added_tokens_decoder().values()]
+        self.added = re.compile("|".join(map(re.escape, added))) if added else None
+
+    def learn(self, segments: Iterable[str]) -> None:
+        """Tokenize, in one batch, the segments not yet known."""
+        memo = self.memo
+        new = [s for s in dict.fromkeys(segments) if s not in memo]
+        if new:
+            memo.update(zip(new, count_tokens(self.tokenizer, new).tolist()))
+
+    def count(self, text: str, split: re.Pattern = SPLIT) -> int:
+        """The exact count of one clean text."""
+        if split is not SPLIT and self.added is not None and self.added.search(text):
+            split = SPLIT
+        segments = split.split(text)
+        try:
+            return sum(map(self.memo.__getitem__, segments))
+        except KeyError:
+            self.learn(segments)
+            return sum(map(self.memo.__getitem__, segments))
+
+    def cut_many(self, texts: Sequence[str]) -> Iterator[tuple[int, tuple[str, int] | None]]:
+        """Per clean text, its exact count and its cut: the text with its interior segments taken
+        out (first and last segment, still joined at a cut) and the interior's count; None when
+        the text has no interior. Segments are learnt a batch of texts at a time."""
+        for start in range(0, len(texts), CUT_BATCH):
+            split = [SPLIT.split(text) for text in texts[start : start + CUT_BATCH]]
+            self.learn(s for segments in split for s in segments)
+            yield from map(self.profile, split)
+
+    def profile(self, segments: list[str]) -> tuple[int, tuple[str, int] | None]:
+        counts = list(map(self.memo.__getitem__, segments))
+        total = sum(counts)
+        if len(segments) < 3:
+            return total, None
+        return total, (segments[0] + segments[-1], total - counts[0] - counts[-1])
