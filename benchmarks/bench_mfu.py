@@ -37,7 +37,7 @@ def long_records(n: int, words: int, seed: int = 0) -> list[dict[str, str]]:
 def run_variant(name: str, model: str, data: Path, work: Path, args: argparse.Namespace) -> dict:
     logs: list[StepLog] = []
     cfg = TrainConfig(model=model, data=str(data), arm="baseline", output_dir=str(work / name), method=args.method,
-                      batching="dynamic", max_length=args.max_length, batch_size=args.batch_size,
+                      batching=args.batching, max_length=args.max_length, batch_size=args.batch_size,
                       max_steps=args.steps, save_every=0, resume="never", sample_max_new_tokens=0,
                       warmup_ratio=0.0, dtype="bf16", **{"gradient_checkpointing": False, **VARIANTS[name]})
     m = run_training(cfg, TrackingConfig(enabled=False), callbacks=[logs.append]).metrics
@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=2048)
+    parser.add_argument("--batching", choices=("dynamic", "packed"), default="dynamic",
+                        help="packed: each micro-batch is one row of batch-size samples, attended per sample")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     rows = []

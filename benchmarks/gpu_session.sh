@@ -81,6 +81,11 @@ train_8b_lora() {
   step train_8b_lora 120 $PY benchmarks/bench_train.py --model "$WORK/8b" --method lora --regimes packed \
     --arms mosaic --max-steps 10 --max-length 2048 --batch-size 4 --n-records 256 --out "$OUT/train_8b_lora.json"
 }
+# Exact resume on CUDA (fused AdamW, bf16 autocast): killed after step 5, resumed, against two straight runs.
+resume_cuda() {
+  step model_tiny 60 $PY benchmarks/random_model.py tiny "$WORK/tiny"
+  step resume_cuda 150 $PY benchmarks/gpu_resume_check.py "$WORK/tiny" --out "$OUT/resume_cuda.json"
+}
 # Evaluation generation: static HF batches against the continuous decoder (1B, bf16).
 generate() {
   step generate 120 $PY benchmarks/bench_generate.py --model "$WORK/1b" --device cuda --prompts 48 \
