@@ -41,8 +41,11 @@ def test_split_cuts_only_where_non_whitespace_meets_whitespace():
 
 def test_fine_split_also_cuts_between_ascii_letters_digits_and_symbols_but_not_after_an_apostrophe():
     assert FINE_SPLIT.split("\n2. Write <B>Sure, it's 12ab3.<END>\n\n(3)\n") == [
-        "\n2", ".", " Write", " <", "B", ">", "Sure", ",", " it", "'s", " 12", "ab", "3", ".<", "END", ">",
-        "\n\n(", "3", ")", "\n"]
+        "", "\n", "2", ".", " Write", " <", "B", ">", "Sure", ",", " it", "'s", " 12", "ab", "3", ".<", "END", ">",
+        "\n", "\n", "(", "3", ")", "\n"]
+    # The last tab, newline or return of a run before a non-space stands alone, the run before it too.
+    assert FINE_SPLIT.split("a\r\nb \n\n\nc\n\n \nd\n \te") == [
+        "a", "\r", "\n", "b", " \n\n", "\n", "c", "\n\n ", "\n", "d", "\n ", "\t", "e"]
     assert FINE_SPLIT.split("é1") == ["é1"]  # where the regex engine's classes are not ASCII, no cut
 
 

@@ -84,6 +84,17 @@ class SampleCounter:
             self.tokens[text] = total
             if cut is not None:
                 self.cuts[text] = cut
+        if self.segments is not None:
+            self._learn_joins(texts)
+
+    def _learn_joins(self, texts: Sequence[str]) -> None:
+        """Learn up front, in one batch, the segments that the texts' short forms leave in a sample:
+        their finer segments, and the first one after a space (a numbering like "1. " ends in one)."""
+        split = self.segments.split  # type: ignore[union-attr]
+        shorts = {self.cuts[t][0] if t in self.cuts else t for t in texts}
+        segments = [s for short in shorts if is_clean(short) for s in split(short, FINE_SPLIT)]
+        segments += [" " + s for short in shorts if is_clean(short) for s in split(short, FINE_SPLIT)[:1]]
+        self.segments.learn(segments)  # type: ignore[union-attr]
 
     def _learn(self, pieces: Sequence[str]) -> None:
         for piece in pieces:
@@ -108,14 +119,13 @@ class SampleCounter:
             self._learn(pieces)
             return sum(map(self.tokens.__getitem__, pieces))
 
-    def side_tokens(self, pieces: Sequence[str]) -> int:
-        """Exact count of one side: the cut pieces' interiors plus the rest, counted by segments.
+    def _reduce(self, pieces: Sequence[str]) -> tuple[str, int] | None:
+        """One side with every cut piece's interior taken out, and the interiors' count (None
+        where the rest is not clean).
 
         Taking an interior out joins a first segment (ending in non-whitespace) to a last one
-        (starting with whitespace): a cut again, so the sum stays exact.
+        (starting with whitespace): a cut again, so the rest's count plus the interiors' is exact.
         """
-        if self.segments is None:
-            return self.counter.exact("".join(pieces))
         kept: list[str] = []
         inner = 0
         cuts = self.cuts
@@ -127,9 +137,26 @@ class SampleCounter:
                 kept.append(cut[0])
                 inner += cut[1]
         rest = "".join(kept)
-        if not is_clean(rest):
-            return self.counter.exact("".join(pieces))
-        return inner + self.segments.count(rest, FINE_SPLIT)
+        return (rest, inner) if is_clean(rest) else None
+
+    def count(self, sides: Sequence[Sequence[str]]) -> int:
+        """Exact count of a sample's sides, each tokenized apart as training encodes them."""
+        if self.segments is None:
+            return sum(self.counter.exact("".join(pieces)) for pieces in sides)
+        reduced = [self._reduce(pieces) for pieces in sides]
+        split = self.segments.split
+        segments = [split(r[0], FINE_SPLIT) if r is not None else [] for r in reduced]
+        # A side whose rest is not clean is counted whole; the others are interiors plus segments.
+        total = sum(self.counter.exact("".join(pieces)) if r is None else r[1] for pieces, r in zip(sides, reduced))
+        memo = self.segments.memo
+        try:
+            return total + sum(sum(map(memo.__getitem__, side)) for side in segments)
+        except KeyError:  # segments never seen: learnt in one batch for the whole sample
+            self.segments.learn(s for side in segments for s in side)
+            return total + sum(sum(map(memo.__getitem__, side)) for side in segments)
+
+    def side_tokens(self, pieces: Sequence[str]) -> int:
+        return self.count([pieces])
 
     def fit(self, sides: Sequence[list[str]], budget: int) -> int | None:
         """The sample's exact token count if it fits the budget, else None."""
@@ -139,5 +166,5 @@ class SampleCounter:
         joins = sum(max(0, len(parts) - parts.count("") - 1) for parts in sides)
         if estimate + SAFE_EXCESS_PER_JOIN * joins > budget:
             self.exact_checks += 1
-        tokens = sum(self.side_tokens(parts) for parts in sides)
+        tokens = self.count(sides)
         return tokens if tokens <= budget else None

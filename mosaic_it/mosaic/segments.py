@@ -24,13 +24,18 @@ from mosaic_it.models.tokenizer import count_tokens, rust_tokenizer
 
 # A non-whitespace character followed by ASCII whitespace: a cut that no pre-token crosses.
 SPLIT = re.compile(r"(?<=\S)(?=[ \t\n\r])")
-# Finer, for short strings: also where ASCII letters, digits and other ASCII symbols meet, which
-# GPT-2 puts in different pre-tokens, except after an apostrophe ('s, 're ... are pre-tokens).
+# Finer, for the short strings left of samples, so that their segments recur:
+# - where ASCII letters, digits and other ASCII symbols meet (no pre-token holds two of these
+#   classes), except after an apostrophe ('s, 're ... are pre-tokens of their own);
+# - around a tab, newline or return that ends a whitespace run before a non-whitespace character:
+#   the run's look-ahead (?!\S) then leaves that last character a pre-token of its own and the
+#   run before it another, as they are alone (no pre-token takes such a character as a prefix).
 FINE_SPLIT = re.compile(
     r"(?<=\S)(?=[ \t\n\r])"
     r"|(?<=[A-Za-z])(?=[0-9!-/:-@\[-`{-~])"
     r"|(?<=[0-9])(?=[A-Za-z!-/:-@\[-`{-~])"
     r"|(?<=[!-&(-/:-@\[-`{-~])(?=[A-Za-z0-9])"
+    r"|(?=[\t\n\r]\S)|(?<=[\t\n\r])(?=\S)"
 )
 _ALLOWED_CONTROLS = str.maketrans("", "", "\t\n\r")
 # Texts split and learnt together: bounds the segment lists held at once.
@@ -75,11 +80,15 @@ class SegmentCounts:
         if new:
             memo.update(zip(new, count_tokens(self.tokenizer, new).tolist()))
 
-    def count(self, text: str, split: re.Pattern = SPLIT) -> int:
-        """The exact count of one clean text."""
+    def split(self, text: str, split: re.Pattern = SPLIT) -> list[str]:
+        """A clean text's segments."""
         if split is not SPLIT and self.added is not None and self.added.search(text):
             split = SPLIT
-        segments = split.split(text)
+        return split.split(text)
+
+    def count(self, text: str, split: re.Pattern = SPLIT) -> int:
+        """The exact count of one clean text."""
+        segments = self.split(text, split)
         try:
             return sum(map(self.memo.__getitem__, segments))
         except KeyError:
