@@ -12,8 +12,8 @@ strategies), stats and plot included. The reference implementation cannot run of
     .venv/bin/python benchmarks/bench_augment.py [--data ../shared/data/alpaca_cleaned.json]
 
 `--against DIR` also times, in the same rounds, the augment command run from another copy of the
-sources (DIR holds its `mosaic_it`, e.g. `git archive OLD mosaic_it | tar -x -C DIR`), for a
-before/after ratio measured side by side.
+sources (DIR holds its `mosaic_it` and params.yaml, e.g. `git archive OLD mosaic_it params.yaml |
+tar -x -C DIR`), for a before/after ratio measured side by side, and checks the outputs are equal.
 """
 from __future__ import annotations
 
@@ -67,15 +67,17 @@ def main() -> None:
     tokenize, augment, against = [], [], []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
-        def command(name: str) -> list[str]:
+        def command(name: str, params: Path = ROOT / "params.yaml") -> list[str]:
             return [cli, "augment", str(args.data), "--output", str(Path(folder) / name / "mosaic.jsonl"),
-                    *AUGMENT_ARGS, "--stats-dir", str(Path(folder) / name / "stats")]
+                    *AUGMENT_ARGS, "--stats-dir", str(Path(folder) / name / "stats"), "--params", str(params)]
 
         for _ in range(args.rounds):
             tokenize.append(timed([sys.executable, "-c", TOKENIZE_PASS, str(args.data)]))
             augment.append(timed(command("this")))
             if args.against:
-                against.append(timed(command("against"), args.against.resolve()))
+                # The other copy's own params.yaml where it has one: its config may predate ours.
+                params = args.against / "params.yaml"
+                against.append(timed(command("against", *[params.resolve()] * params.exists()), args.against.resolve()))
         stats = json.loads((Path(folder) / "this" / "stats" / "stats.json").read_text())
         same = not args.against or all(
             (Path(folder) / "this" / name).read_bytes() == (Path(folder) / "against" / name).read_bytes()
