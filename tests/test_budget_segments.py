@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mosaic_it.mosaic.budget import SampleCounter, TokenCounter
-from mosaic_it.mosaic.segments import FINE_SPLIT, SPLIT, SegmentCounts, is_clean, splits_are_exact
+from mosaic_it.mosaic.segments import COARSE, FINE, SegmentCounts, is_clean, splits_are_exact
 
 ADVERSARIAL = [
     "  leading spaces", "trailing spaces  ", " ", "  ", "\n", "\n\n\n", "\t\ttabs\t", "a\r\nb\r\n",
@@ -34,19 +34,48 @@ def test_clean_means_printable_or_tab_newline_return():
         True, True, True, True, False, False, False, False]
 
 
-def test_split_cuts_only_where_non_whitespace_meets_whitespace():
-    assert SPLIT.split("Hi there,\n\n  you  ") == ["Hi", " there,", "\n\n  you", "  "]
-    assert SPLIT.split("  lead") == ["  lead"]
+def test_coarse_cuts_only_where_non_whitespace_meets_whitespace():
+    assert COARSE.findall("Hi there,\n\n  you  ") == ["Hi", " there,", "\n\n  you", "  "]
+    assert COARSE.findall("  lead") == ["  lead"]
 
 
-def test_fine_split_also_cuts_between_ascii_letters_digits_and_symbols_but_not_after_an_apostrophe():
-    assert FINE_SPLIT.split("\n2. Write <B>Sure, it's 12ab3.<END>\n\n(3)\n") == [
-        "", "\n", "2", ".", " Write", " <", "B", ">", "Sure", ",", " it", "'s", " 12", "ab", "3", ".<", "END", ">",
+def test_fine_also_cuts_between_ascii_letters_digits_and_symbols_but_not_after_an_apostrophe():
+    assert FINE.findall("\n2. Write <B>Sure, it's 12ab3.<END>\n\n(3)\n") == [
+        "\n", "2", ".", " Write", " <", "B", ">", "Sure", ",", " it", "'s", " 12", "ab", "3", ".<", "END", ">",
         "\n", "\n", "(", "3", ")", "\n"]
     # The last tab, newline or return of a run before a non-space stands alone, the run before it too.
-    assert FINE_SPLIT.split("a\r\nb \n\n\nc\n\n \nd\n \te") == [
+    assert FINE.findall("a\r\nb \n\n\nc\n\n \nd\n \te") == [
         "a", "\r", "\n", "b", " \n\n", "\n", "c", "\n\n ", "\n", "d", "\n ", "\t", "e"]
-    assert FINE_SPLIT.split("é1") == ["é1"]  # where the regex engine's classes are not ASCII, no cut
+    assert FINE.findall("é1 x'y 9'z") == ["é1", " x", "'y", " 9", "'z"]  # no cut next to non-ASCII or after '
+
+
+def _cut(text: str, p: int) -> bool:
+    """The cuts of the module's docstrings, one position at a time: the reference for the patterns."""
+    space, newline = " \t\n\r", "\t\n\r"
+    x, y = text[p - 1], text[p]
+    after = text[p + 1] if p + 1 < len(text) else ""
+
+    def kind(c: str) -> str:
+        return "L" if c.isascii() and c.isalpha() else "D" if c.isascii() and c.isdigit() else (
+            "A" if c == "'" else "P" if c.isascii() and c not in space else "O" if c not in space else "W")
+
+    coarse = x not in space and y in space
+    newline_cut = (y in newline and after != "" and after not in space) or (x in newline and y not in space)
+    fine = (kind(x), kind(y)) in {("L", "D"), ("L", "P"), ("L", "A"), ("D", "L"), ("D", "P"), ("D", "A"),
+                                  ("P", "L"), ("P", "D")}
+    return {"coarse": coarse, "fine": coarse or newline_cut or fine}
+
+
+def _reference(text: str, which: str) -> list[str]:
+    cuts = [0] + [p for p in range(1, len(text)) if _cut(text, p)[which]] + [len(text)]
+    return [text[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(" \t\n\raZ09'.,<>|_-é中😀")), max_size=30))
+def test_the_patterns_cut_exactly_where_the_rules_say(text):
+    assert COARSE.findall(text) == _reference(text, "coarse")
+    assert FINE.findall(text) == _reference(text, "fine")
 
 
 def test_the_embedded_tokenizer_is_split_and_counts_every_text_exactly(embedded_tokenizer):
@@ -61,8 +90,10 @@ def test_the_embedded_tokenizer_is_split_and_counts_every_text_exactly(embedded_
 def test_samples_of_adversarial_pieces_count_exactly(embedded_tokenizer):
     counter = TokenCounter(embedded_tokenizer)
     exact = SampleCounter(counter, ADVERSARIAL)
-    assert "non\u00a0breaking space" not in exact.cuts and "  leading spaces" not in exact.cuts  # 2 segments
-    assert exact.cuts["mixed\n  indent\n\tline"] == ("mixed\n\tline", counter.exact("\n  indent"))
+    assert "non\u00a0breaking space" not in exact.shorts and "  leading spaces" not in exact.shorts  # 2 segments
+    text = "mixed\n  indent\n\tline"
+    assert exact.shorts[text] == "mixed\n\tline"
+    assert exact.tokens[text] - exact.tokens["mixed\n\tline"] == counter.exact("\n  indent")
     rng = random.Random(0)
     for _ in range(300):
         side = []
@@ -111,7 +142,7 @@ def test_tokenizers_whose_cuts_are_not_proven_are_counted_whole(embedded_tokeniz
     assert not splits_are_exact(tokenizer) and counter.segments is None
     assert counter.count_many(texts).tolist() == whole(counter, texts)
     exact = SampleCounter(counter, texts)
-    assert exact.cuts == {}
+    assert exact.shorts == {}
     side = ["two", " words", "<mark>", " x", *texts[:5]]
     assert exact.side_tokens(side) == counter.exact("".join(side))
 
@@ -140,5 +171,14 @@ def test_a_text_holding_an_added_token_is_split_at_whitespace_only(embedded_toke
     counts = SegmentCounts(embedded_tokenizer)
     text = "<|im_start|>user\nhi<|im_end|> x"
     expected = len(embedded_tokenizer(text, add_special_tokens=False)["input_ids"])
-    assert counts.count(text, FINE_SPLIT) == expected
+    assert counts.count(text, FINE) == expected
     assert "im" not in counts.memo and "<|im_start|>user" in counts.memo
+
+
+def test_a_rest_is_counted_from_fine_segments_that_recur_where_pieces_meet(embedded_tokenizer):
+    counts = SegmentCounts(embedded_tokenizer)
+    counts.learn([" dog", ".<", "END", ">", "\n", "Sure"])
+    known = set(counts.memo)
+    text = " dog.<END>\nSure"
+    assert counts.count_rest(text) == len(embedded_tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert set(counts.memo) == known  # the new join is counted from known parts

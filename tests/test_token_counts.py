@@ -55,7 +55,7 @@ def piecewise_counts(exact: SampleCounter, samples) -> list[int]:
 def test_counts_from_cut_texts_equal_tokenizing_the_whole_sample(embedded_tokenizer, texts):
     counter = TokenCounter(embedded_tokenizer)
     exact = SampleCounter(counter, texts)
-    assert splits_are_exact(embedded_tokenizer) and len(exact.cuts) > 0.9 * len(set(texts))
+    assert splits_are_exact(embedded_tokenizer) and len(exact.shorts) > 0.9 * len(set(texts))
     samples = random_samples(texts, 400, seed=0)
     assert piecewise_counts(exact, samples) == whole_counts(counter, samples)
 
@@ -69,7 +69,7 @@ def test_a_tokenizer_whose_cuts_are_not_safe_is_counted_whole(embedded_tokenizer
     prefixed.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)  # a space before every piece
     counter = TokenCounter(prefixed)
     exact = SampleCounter(counter, texts)
-    assert not splits_are_exact(prefixed) and exact.cuts == {}
+    assert not splits_are_exact(prefixed) and exact.shorts == {}
     samples = random_samples(texts, 50, seed=1)
     assert piecewise_counts(exact, samples) == whole_counts(counter, samples)
 

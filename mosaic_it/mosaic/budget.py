@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from mosaic_it.models.tokenizer import count_tokens, rust_tokenizer
-from mosaic_it.mosaic.segments import FINE_SPLIT, SPLIT, SegmentCounts, is_clean, splits_are_exact
+from mosaic_it.mosaic.segments import COARSE, FINE, SegmentCounts, is_clean, splits_are_exact
 
 SAFE_EXCESS_PER_JOIN = 1
-Cut = tuple[str, int]  # the text with its interior taken out, and the interior's count
+Cut = tuple[str, int]  # the text with its interior taken out (short form), and the interior's count
 
 
 class TokenCounter:
@@ -78,39 +78,37 @@ class SampleCounter:
         self.counter = counter
         self.segments = counter.segments
         self.tokens: dict[str, int] = {"": 0}  # piece -> count; scaffolding joins on first use
-        self.cuts: dict[str, Cut] = {}
+        # A cut piece's short form: its first and last segment, whose count is the piece's minus
+        # its interior's (they meet at a cut, so their counts add up).
+        self.shorts: dict[str, str] = {}
         self.exact_checks = 0
         for text, (total, cut) in zip(texts, counter.cut_many(texts)):
-            self.tokens[text] = total
-            if cut is not None:
-                self.cuts[text] = cut
+            self._add(text, total, cut)
         if self.segments is not None:
             self._learn_joins(texts)
+
+    def _add(self, piece: str, total: int, cut: Cut | None) -> None:
+        self.tokens[piece] = total
+        if cut is not None:
+            self.shorts[piece] = cut[0]
+            self.tokens.setdefault(cut[0], total - cut[1])
 
     def _learn_joins(self, texts: Sequence[str]) -> None:
         """Learn up front, in one batch, the segments that the texts' short forms leave in a sample:
         their finer segments, and the first one after a space (a numbering like "1. " ends in one)."""
         split = self.segments.split  # type: ignore[union-attr]
-        shorts = {self.cuts[t][0] if t in self.cuts else t for t in texts}
-        segments = [s for short in shorts if is_clean(short) for s in split(short, FINE_SPLIT)]
-        segments += [" " + s for short in shorts if is_clean(short) for s in split(short, FINE_SPLIT)[:1]]
-        self.segments.learn(segments)  # type: ignore[union-attr]
+        fine = [split(short, FINE) for short in {self.shorts.get(t, t) for t in texts} if is_clean(short)]
+        self.segments.learn([s for parts in fine for s in parts] + [" " + parts[0] for parts in fine if parts])  # type: ignore[union-attr]
 
     def _learn(self, pieces: Sequence[str]) -> None:
         for piece in pieces:
             if piece not in self.tokens:
                 if self.segments is not None and is_clean(piece):
-                    total, cut = self.segments.profile(self._segments(piece))
-                    if cut is not None:
-                        self.cuts[piece] = cut
+                    segments = COARSE.findall(piece)
+                    self.segments.learn(segments)
+                    self._add(piece, *self.segments.profile(segments))
                 else:
-                    total = self.counter.exact(piece)
-                self.tokens[piece] = total
-
-    def _segments(self, text: str) -> list[str]:
-        segments = SPLIT.split(text)
-        self.segments.learn(segments)  # type: ignore[union-attr]
-        return segments
+                    self.tokens[piece] = self.counter.exact(piece)
 
     def piece_sum(self, pieces: Sequence[str]) -> int:
         try:
@@ -119,52 +117,37 @@ class SampleCounter:
             self._learn(pieces)
             return sum(map(self.tokens.__getitem__, pieces))
 
-    def _reduce(self, pieces: Sequence[str]) -> tuple[str, int] | None:
-        """One side with every cut piece's interior taken out, and the interiors' count (None
-        where the rest is not clean).
-
-        Taking an interior out joins a first segment (ending in non-whitespace) to a last one
-        (starting with whitespace): a cut again, so the rest's count plus the interiors' is exact.
-        """
-        kept: list[str] = []
-        inner = 0
-        cuts = self.cuts
-        for piece in pieces:
-            cut = cuts.get(piece)
-            if cut is None:
-                kept.append(piece)
-            else:
-                kept.append(cut[0])
-                inner += cut[1]
+    def _side(self, pieces: Sequence[str], whole: int) -> int:
+        """Exact count of one side whose pieces' counts sum to `whole`: the cut pieces' interiors
+        (whole minus the short forms' counts) plus the rest, the side with short forms in place of
+        cut pieces. A first segment ends in non-whitespace and a last one starts with whitespace,
+        so each short form is a cut inside the rest too, and the two counts add up exactly."""
+        kept = [*map(self.shorts.get, pieces, pieces)]
         rest = "".join(kept)
-        return (rest, inner) if is_clean(rest) else None
+        if not is_clean(rest):
+            return self.counter.exact("".join(pieces))
+        return whole - sum(map(self.tokens.__getitem__, kept)) + self.segments.count_rest(rest)  # type: ignore[union-attr]
 
     def count(self, sides: Sequence[Sequence[str]]) -> int:
         """Exact count of a sample's sides, each tokenized apart as training encodes them."""
+        return self._count(sides, [self.piece_sum(pieces) for pieces in sides])
+
+    def _count(self, sides: Sequence[Sequence[str]], sums: Sequence[int]) -> int:
         if self.segments is None:
             return sum(self.counter.exact("".join(pieces)) for pieces in sides)
-        reduced = [self._reduce(pieces) for pieces in sides]
-        split = self.segments.split
-        segments = [split(r[0], FINE_SPLIT) if r is not None else [] for r in reduced]
-        # A side whose rest is not clean is counted whole; the others are interiors plus segments.
-        total = sum(self.counter.exact("".join(pieces)) if r is None else r[1] for pieces, r in zip(sides, reduced))
-        memo = self.segments.memo
-        try:
-            return total + sum(sum(map(memo.__getitem__, side)) for side in segments)
-        except KeyError:  # segments never seen: learnt in one batch for the whole sample
-            self.segments.learn(s for side in segments for s in side)
-            return total + sum(sum(map(memo.__getitem__, side)) for side in segments)
+        return sum(self._side(pieces, whole) for pieces, whole in zip(sides, sums))
 
     def side_tokens(self, pieces: Sequence[str]) -> int:
         return self.count([pieces])
 
     def fit(self, sides: Sequence[list[str]], budget: int) -> int | None:
         """The sample's exact token count if it fits the budget, else None."""
-        estimate = sum(self.piece_sum(parts) for parts in sides)
+        sums = [self.piece_sum(parts) for parts in sides]
+        estimate = sum(sums)
         if estimate > budget:
             return None
         joins = sum(max(0, len(parts) - parts.count("") - 1) for parts in sides)
         if estimate + SAFE_EXCESS_PER_JOIN * joins > budget:
             self.exact_checks += 1
-        tokens = self.count(sides)
+        tokens = self._count(sides, sums)
         return tokens if tokens <= budget else None
