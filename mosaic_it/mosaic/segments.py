@@ -79,11 +79,18 @@ class SegmentCounts:
         self.added = re.compile("|".join(map(re.escape, added))) if added else None
 
     def learn(self, segments: Iterable[str]) -> None:
-        """Tokenize, in one batch, the segments not yet known."""
+        """Count the segments not yet known: each is cut finely and its parts not yet known are
+        tokenized in one batch (fewer distinct strings than whole segments: " dog", " dog." and
+        " dog," share " dog")."""
         memo = self.memo
         new = [s for s in dict.fromkeys(segments) if s not in memo]
-        if new:
-            memo.update(zip(new, count_tokens(self.tokenizer, new).tolist()))
+        if not new:
+            return
+        parts = [self.split(s, FINE) for s in new]
+        unknown = [p for p in dict.fromkeys(p for split in parts for p in split) if p not in memo]
+        if unknown:
+            memo.update(zip(unknown, count_tokens(self.tokenizer, unknown).tolist()))
+        memo.update(zip(new, (sum(map(memo.__getitem__, split)) for split in parts)))
 
     def split(self, text: str, pattern: re.Pattern = COARSE) -> list[str]:
         """A clean text's segments."""
