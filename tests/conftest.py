@@ -13,6 +13,24 @@ SAMPLE_DATA = REPO_ROOT / "data" / "alpaca_sample.json"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: torch's OpenMP threads spin-wait for a core the other worker holds
+    # and slow down many times over, so each worker and every process it starts (stages, servers,
+    # launchers inherit os.environ) computes on one thread. Set before anything imports torch.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# Session servers are per process: under pytest-xdist (`--dist loadgroup`) every test that uses one
+# runs on the same worker, so each server starts once per suite, not once per worker.
+SERVER_GROUPS = {"prefect_api": "prefect-server", "mlflow_server_url": "mlflow-server"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture, group in SERVER_GROUPS.items():
+            if fixture in item.fixturenames:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
 
 
 @pytest.fixture(scope="session")
