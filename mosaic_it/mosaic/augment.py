@@ -55,20 +55,18 @@ class Packer:
         self.texts = [instruction_text(r) for r in records]
         self.responses = [r["output"] for r in records]
         self.exact = SampleCounter(counter, self.texts + self.responses)
-        self.text_tokens = [self.exact.tokens[text] for text in self.texts]
-        self.response_tokens = [self.exact.tokens[response] for response in self.responses]
-
-    def _item_cost(self, layout: Layout, position: int, record_id: int) -> int:
-        number = self.counter.count(layout.number(position))
-        scaffold = 2 * number + self.counter.count(layout.begin_tag) + self.counter.count(layout.end_tag)
-        scaffold += self.counter.count(layout.instruction_separator) + self.counter.count(layout.response_separator)
-        return int(self.text_tokens[record_id] + self.response_tokens[record_id]) + scaffold
+        tokens = self.exact.tokens
+        self.record_tokens = [tokens[text] + tokens[response] for text, response in zip(self.texts, self.responses)]
 
     def _candidates(self, order: Sequence[int], start: int, wanted: int, layout: Layout) -> list[int]:
+        count = self.counter.count
+        # What each item adds besides its record: its number twice, tags and separators.
+        scaffold = (count(layout.begin_tag) + count(layout.end_tag) + count(layout.instruction_separator)
+                    + count(layout.response_separator))
         chosen: list[int] = []
         used = META_RESERVE_TOKENS
         for record_id in order[start : start + wanted]:
-            cost = self._item_cost(layout, len(chosen), record_id)
+            cost = self.record_tokens[record_id] + scaffold + 2 * count(layout.number(len(chosen)))
             if chosen and used + cost > self.cfg.max_tokens:
                 break
             chosen.append(record_id)
