@@ -17,6 +17,7 @@ whitespace the same way. Other texts, and other tokenizers, are counted whole by
 from __future__ import annotations
 
 import re
+from itertools import chain
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -81,13 +82,13 @@ class SegmentCounts:
     def learn(self, segments: Iterable[str]) -> None:
         """Count the segments not yet known: each is cut finely and its parts not yet known are
         tokenized in one batch (fewer distinct strings than whole segments: " dog", " dog." and
-        " dog," share " dog")."""
+        " dog," share " dog"). Counts do not depend on the order they are learnt in."""
         memo = self.memo
-        new = [s for s in dict.fromkeys(segments) if s not in memo]
+        new = list(set(segments).difference(memo))
         if not new:
             return
         parts = [self.split(s, FINE) for s in new]
-        unknown = [p for p in dict.fromkeys(p for split in parts for p in split) if p not in memo]
+        unknown = list(set(chain.from_iterable(parts)).difference(memo))
         if unknown:
             memo.update(zip(unknown, count_tokens(self.tokenizer, unknown).tolist()))
         memo.update(zip(new, (sum(map(memo.__getitem__, split)) for split in parts)))
@@ -118,12 +119,12 @@ class SegmentCounts:
         the text has no interior. Segments are learnt a batch of texts at a time."""
         for start in range(0, len(texts), CUT_BATCH):
             split = [COARSE.findall(text) for text in texts[start : start + CUT_BATCH]]
-            self.learn(s for segments in split for s in segments)
+            self.learn(chain.from_iterable(split))
             yield from map(self.profile, split)
 
     def profile(self, segments: list[str]) -> tuple[int, tuple[str, int] | None]:
-        counts = list(map(self.memo.__getitem__, segments))
-        total = sum(counts)
+        get = self.memo.__getitem__
+        total = sum(map(get, segments))
         if len(segments) < 3:
             return total, None
-        return total, (segments[0] + segments[-1], total - counts[0] - counts[-1])
+        return total, (segments[0] + segments[-1], total - get(segments[0]) - get(segments[-1]))
