@@ -1,11 +1,12 @@
 """Token counting for the budget, exact, without tokenizing samples.
 
-Whether a sample fits is decided as it always was: the sum of its pieces' counts above the budget
-does not fit (even where the joined sample would), and otherwise the exact count decides. Counting
+A sample whose pieces' counts sum to more than the budget does not fit (even where the joined
+sample would: kept so that outputs stay as they were); otherwise its exact count decides. Counting
 a sample as the sum of its pieces is close but not exact, because a tokenizer may merge or split
 across a join; measured on Alpaca with the SmolLM2 tokenizer, the exact count lies between (sum - 2
-per join) and (sum + 0.5 per join), so only samples whose sum is within one token per join of the
-budget need the exact count to decide (`exact_checks` counts them).
+per join) and (sum + 0.5 per join). Earlier versions trusted that bound and took the exact count
+only within one token per join of the budget (`exact_checks` still counts those samples); every
+sample's exact count is now known anyway, so none over the budget can be kept.
 
 Every sample's exact count (`mosaic.tokens`) is the sum of its texts' interiors plus the count of
 the short string left when they are taken out, itself a sum of memoized segment counts

@@ -17,8 +17,8 @@ whitespace the same way. Other texts, and other tokenizers, are counted whole by
 from __future__ import annotations
 
 import re
-from itertools import chain
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 from mosaic_it.models.tokenizer import count_tokens, rust_tokenizer
