@@ -7,8 +7,7 @@ from typing import Any
 from mosaic_it import tracking as track
 from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.config.tracking import TrackingConfig
-from mosaic_it.mosaic.augment import AugmentReport, run_augment
-from mosaic_it.mosaic.stats import run_stats
+from mosaic_it.mosaic.augment import AugmentReport, augment_with_stats
 from tasks.common import cached_stage, markdown_table, publish, stage_metrics
 from tasks.progress import prefect_progress
 
@@ -35,9 +34,8 @@ def _publish_stats(cfg: AugmentConfig, result: tuple[AugmentReport, dict[str, An
 def augment(cfg: AugmentConfig, tracking: TrackingConfig) -> tuple[AugmentReport, dict[str, Any]]:
     with track.stage_run("augment", tracking, params={"augment": cfg.model_dump()}) as run:
         with prefect_progress() as watch:
-            report = run_augment(cfg)
+            report, stats = augment_with_stats(cfg)
             watch.summary(f"augment: wrote {report.samples} samples from {report.records} records to {cfg.output}")
-        stats = run_stats(cfg.output, cfg.stats_dir)
         if run is not None:
             track.log_metrics(stage_metrics("augment", report.as_dict(), cfg))
             track.log_metrics({f"augment/per_strategy/{k}": v for k, v in report.per_strategy.items()})

@@ -27,15 +27,12 @@ def augment(
     set_: SetOption = None,
 ) -> None:
     """Build Mosaic-IT samples from INPUT and write them with their provenance."""
-    from mosaic_it.mosaic.augment import run_augment
-    from mosaic_it.mosaic.stats import StatsTally, write_stats
+    from mosaic_it.mosaic.augment import augment_with_stats
 
     cfg = with_options(load_params(params, set_).augment, input=input, output=output, epochs=epochs,
                        wrap_mode=wrap_mode, max_instructions=max_instructions, max_tokens=max_tokens,
                        strategy=strategy, seed=seed, tokenizer=tokenizer, stats_dir=stats_dir)
-    tally = StatsTally()
-    report = run_augment(cfg, tally=tally)  # stats from the samples as written: the file is not read back
-    stats = write_stats(tally.result(), cfg.stats_dir)
+    report, stats = augment_with_stats(cfg)
     typer.echo(
         f"wrote {report.samples} samples from {report.records} records over {report.epochs} epoch(s) to {cfg.output}; "
         f"{report.skipped_too_long} record(s) skipped as longer than {cfg.max_tokens} tokens; "

@@ -161,3 +161,13 @@ def run_augment(cfg: AugmentConfig, show_progress: bool = True, tally: StatsTall
     report.samples = write_jsonl(cfg.output, samples)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def augment_with_stats(cfg: AugmentConfig, show_progress: bool = True) -> tuple[AugmentReport, dict[str, Any]]:
+    """run_augment, then stats.json and stats.png from the samples as they were written (the
+    output file is not read back): what the CLI, the Prefect task and the study all run."""
+    from mosaic_it.mosaic.stats import write_stats
+
+    tally = StatsTally()
+    report = run_augment(cfg, show_progress, tally)
+    return report, write_stats(tally.result(), cfg.stats_dir)

@@ -61,16 +61,14 @@ def resumable(params: Params, step: str, seed: int, arm: str | None, fingerprint
 
 def augment_seed(params: Params, seed: int) -> StepResult:
     """Mosaic-IT samples from the study records with this seed (`study.mosaic_epochs` epochs)."""
-    from mosaic_it.mosaic.augment import run_augment
-    from mosaic_it.mosaic.stats import run_stats
+    from mosaic_it.mosaic.augment import augment_with_stats
 
     cfg = configs.augment_config(params, seed)
 
     def work() -> dict[str, Any]:
-        report = run_augment(cfg)
+        report, _ = augment_with_stats(cfg)
         if report.samples == 0:
             raise MosaicItError(f"augment wrote no sample for seed {seed} (records too long for augment.max_tokens?)")
-        run_stats(cfg.output, cfg.stats_dir)
         return {"samples": report.samples}
 
     fingerprint = hash_text(configs.settings(cfg) + hash_paths([cfg.input]))
