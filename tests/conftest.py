@@ -66,6 +66,17 @@ def embedded_model():
     return load_model(None, "cpu")
 
 
+@pytest.fixture
+def data16(tmp_path, sample_data) -> Path:
+    """The first 16 records of the bundled sample as a JSONL training file."""
+    from mosaic_it.jsonl import write_jsonl
+    from mosaic_it.train.data import load_records
+
+    path = tmp_path / "train.jsonl"
+    write_jsonl(path, load_records(sample_data, max_records=16))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory, embedded_tokenizer) -> Path:
     """A random-init 2-layer Llama (hidden 32) with the embedded tokenizer, saved like any HF model."""

@@ -22,9 +22,7 @@ from safetensors.torch import load_file
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import MosaicItError
-from mosaic_it.jsonl import write_jsonl
 from mosaic_it.train.checkpoint import list_checkpoints, load_latest, save_checkpoint
-from mosaic_it.train.data import load_records
 from mosaic_it.train.distributed import DistInfo
 from mosaic_it.train.fsdp import decoder_layers
 from mosaic_it.train.fsdp_checkpoint import META, apply_sharded, read_sharded, rows
@@ -104,13 +102,6 @@ def torchrun(tmp_path: Path, repo_root: Path, cfg: TrainConfig, out: Path, kill_
 
 def ranks(out: Path) -> list[dict]:
     return [json.loads((out / f"rank-{r}.json").read_text()) for r in (0, 1)]
-
-
-@pytest.fixture
-def data16(tmp_path, sample_data):
-    path = tmp_path / "train.jsonl"
-    write_jsonl(path, load_records(sample_data, max_records=16))
-    return path
 
 
 def tiny(model_dir, data, out, **changes) -> TrainConfig:

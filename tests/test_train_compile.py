@@ -7,19 +7,10 @@ import torch
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.config.train import TrainConfig
 from mosaic_it.errors import MosaicItError
-from mosaic_it.jsonl import write_jsonl
 from mosaic_it.train.compile import compile_layers
-from mosaic_it.train.data import load_records
 from mosaic_it.train.run import run_training
 
 NO_TRACKING = TrackingConfig(enabled=False)
-
-
-@pytest.fixture
-def data16(tmp_path, sample_data):
-    path = tmp_path / "train.jsonl"
-    write_jsonl(path, load_records(sample_data, max_records=16))
-    return path
 
 
 def config(model_dir, data, out, **changes) -> TrainConfig:

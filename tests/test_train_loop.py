@@ -12,8 +12,6 @@ from safetensors.torch import load_file
 
 from mosaic_it.config.tracking import TrackingConfig
 from mosaic_it.config.train import TrainConfig
-from mosaic_it.jsonl import write_jsonl
-from mosaic_it.train.data import load_records
 from mosaic_it.train.run import run_training
 
 NO_TRACKING = TrackingConfig(enabled=False)
@@ -25,13 +23,6 @@ EXPECTED = {
     "lora": [10.808003210896597, 10.788703918457031, 10.805169767934114],
     "full": [10.808003210896597, 10.764230207963424, 10.591597232912562],
 }
-
-
-@pytest.fixture
-def data16(tmp_path, sample_data):
-    path = tmp_path / "train.jsonl"
-    write_jsonl(path, load_records(sample_data, max_records=16))
-    return path
 
 
 def tiny_config(model_dir, data, out, **changes) -> TrainConfig:
