@@ -58,5 +58,7 @@ def test_a_model_without_decoder_layers_is_refused_in_one_line():
 def test_compile_accepts_a_backend_and_true_means_inductor():
     assert TrainConfig(compile=True).compile is True
     assert TrainConfig(compile="aot_eager").compile == "aot_eager"
+    assert [TrainConfig(compile=c).compile_backend for c in (False, True, "inductor", "aot_eager")] == [
+        None, "inductor", "inductor", "aot_eager"]
     with pytest.raises(ValueError):
         TrainConfig(compile="cudagraphs")

@@ -86,6 +86,11 @@ class TrainConfig(BaseModel):
     )
     sample_max_new_tokens: int = Field(32, ge=0)
 
+    @property
+    def compile_backend(self) -> str | None:
+        """The torch.compile backend `compile` asks for (true means inductor), or None."""
+        return "inductor" if self.compile is True else self.compile or None
+
     @model_validator(mode="after")
     def _lora_targets(self) -> TrainConfig:
         if self.method == "lora" and not self.lora.target_modules:

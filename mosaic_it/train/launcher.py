@@ -43,8 +43,7 @@ def apply_accelerate(cfg: TrainConfig, env: Mapping[str, str]) -> TrainConfig:
         if dynamo.lower() not in COMPILE_BACKENDS:
             raise refuse(f"dynamo_backend: {dynamo}", "is not a backend mosaic-it's per-layer compilation "
                          f"(train.compile) runs; use one of {', '.join(COMPILE_BACKENDS)} or no")
-        asked = "inductor" if cfg.compile is True else cfg.compile
-        if asked is not False and asked != dynamo.lower():
+        if cfg.compile_backend not in (None, dynamo.lower()):
             raise refuse(f"dynamo_backend: {dynamo}", f"contradicts train.compile={cfg.compile}; make them agree")
         updates["compile"] = dynamo.lower()
     precision = env.get("ACCELERATE_MIXED_PRECISION")

@@ -134,8 +134,8 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
     elif info.active:
         trained = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:  # after sharding, so FSDP's hooks stay outside the compiled graphs
-        compile_layers(model, "inductor" if cfg.compile is True else str(cfg.compile))
+    if cfg.compile_backend:  # after sharding, so FSDP's hooks stay outside the compiled graphs
+        compile_layers(model, cfg.compile_backend)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, len(steps))
     ckpt_root = out_dir / "checkpoints"
