@@ -47,6 +47,7 @@ def test_evaluate_two_arms_then_compare_with_a_judge(workspace, repo_root, tiny_
                 "ifeval/prompt_strict", "ifeval/instruction_loose", "pairwise/vicuna/prompts"):
         assert key in metrics, key
     assert metrics["mosaic_following/probes"] == 16 and metrics["ifeval/prompts"] == 3
+    assert metrics["generation/seconds"] > 0  # the three generating evals were answered in one call
     assert results["mosaic"].metrics["heldout/loss"] == metrics["heldout/loss"]  # same model, same data
     arm_dir = workspace / "evaluate" / "baseline"
     assert json.loads((arm_dir / "metrics.json").read_text()) == pytest.approx(metrics)

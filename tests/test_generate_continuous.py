@@ -63,6 +63,21 @@ def test_an_answer_does_not_depend_on_its_batch_mates_and_equals_hf_generate():
     assert_equals_hf_generate(model, prompts, together, 16)
 
 
+def test_a_limit_per_prompt_gives_each_answer_what_a_call_with_that_limit_gives():
+    from mosaic_it.evaluate.slots import generate_greedy
+
+    model, prompts = random_decoder("llama"), random_prompts()
+    caps = [16, 5, 16, 9, 5, 16, 9]
+    heard: dict[int, list[int]] = {}
+    pooled = generate_greedy(model, prompts, caps, 3, {2}, 0, on_done=lambda i, tokens: heard.setdefault(i, list(tokens)))
+    for cap in set(caps):
+        alone = generate_greedy(model, [p for p, c in zip(prompts, caps) if c == cap], cap, 3, {2}, 0)
+        assert [a for a, c in zip(pooled, caps) if c == cap] == alone
+    assert all(len(a) == c or (len(a) < c and a[-1] == 2) for a, c in zip(pooled, caps))
+    assert sum(len(a) == c for a, c in zip(pooled, caps)) >= 5  # the limits themselves were reached
+    assert heard == dict(enumerate(pooled))  # each answer heard once, final when heard
+
+
 @pytest.mark.parametrize("model_type", ["mistral", "qwen2"])
 def test_the_other_supported_architectures_decode_like_hf_generate(model_type):
     """The same decoder through another architecture's layers (the slot logic is llama's test)."""

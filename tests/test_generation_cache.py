@@ -25,9 +25,9 @@ class Counting:
         self.inner = hf_generator(model, tokenizer, 0, "chat_template")
         self.prompts: list[str] = []
 
-    def __call__(self, prompts, gen, desc):
+    def __call__(self, prompts, gen, desc, **options):
         self.prompts += list(prompts)
-        return self.inner(prompts, gen, desc)
+        return self.inner(prompts, gen, desc, **options)
 
 
 def behind_cache(tiny, path, counting):
@@ -128,3 +128,59 @@ def test_chunked_generation_meets_the_batches_of_one_uncached_call(tiny, tmp_pat
     answers = behind_cache(tiny, tmp_path / "c.jsonl", counting)(prompts, gen, "t")
     assert answers == counting.inner(prompts, gen, "t")
     assert len(counting.prompts) == len(prompts) and counting.prompts[0] == prompts[0]  # longest first
+
+
+def test_prefetch_answers_every_eval_in_one_call_with_the_answers_of_one_call_per_eval(tiny, tmp_path):
+    from mosaic_it.evaluate.context import PromptSet
+
+    model, tokenizer = tiny
+    requests = [PromptSet(PROMPTS[:4], "a"), PromptSet(PROMPTS[2:], "b", max_new_tokens=9)]
+    for cache_dir in (None, str(tmp_path / "gens")):
+        cfg = EvaluateConfig(backend="hf", device="cpu", generation={"max_new_tokens": 5, "cache_dir": cache_dir})
+        apart = [EvalContext(cfg.model_copy(update={"generation": cfg.generation.model_copy(update={"cache_dir": None})}),
+                             model, tokenizer, tmp_path).ask(r) for r in requests]
+        counting = Counting(model, tokenizer)
+        ctx = EvalContext(cfg, model, tokenizer, tmp_path, generator=counting)
+        ctx.prefetch(requests)
+        # A prompt under one limit is asked once, under two limits twice.
+        asked = ["Count to three.", "Name a colour.", "Name a colour.", "Say hi.", "Say hi.", "What is rain?"]
+        assert sorted(counting.prompts) == asked
+        assert [ctx.ask(r) for r in requests] == apart
+        assert len(counting.prompts) == 6 and ctx.prefetched  # the evals themselves asked nothing more
+
+
+def test_prefetch_leaves_static_batching_to_each_eval(tiny, tmp_path):
+    from mosaic_it.evaluate.context import PromptSet
+
+    model, tokenizer = tiny
+    cfg = EvaluateConfig(backend="hf", device="cpu", generation={"max_new_tokens": 4, "batching": "static", "cache_dir": None})
+    counting = Counting(model, tokenizer)
+    ctx = EvalContext(cfg, model, tokenizer, tmp_path, generator=counting)
+    ctx.prefetch([PromptSet(PROMPTS[:2], "a"), PromptSet(PROMPTS[2:], "b")])
+    assert counting.prompts == [] and not ctx.prefetched  # pooling would change its batches
+
+
+def test_answers_finished_before_a_failure_are_kept(tiny, tmp_path, monkeypatch):
+    import mosaic_it.evaluate.generation_cache as generation_cache
+
+    monkeypatch.setattr(generation_cache, "APPEND_EVERY", 2)
+    model, tokenizer = tiny
+    gen = GenerationConfig(max_new_tokens=6, batch_size=2, batching="continuous")
+    inner = hf_generator(model, tokenizer, 0, "chat_template")
+
+    def failing_after_three(prompts, gen, desc, on_answer=None, **options):
+        def hear(index, answer):
+            if hear.count == 3:
+                raise KeyboardInterrupt
+            hear.count += 1
+            on_answer(index, answer)
+        hear.count = 0
+        return inner(prompts, gen, desc, on_answer=hear, **options)
+
+    path = tmp_path / "cache.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        behind_cache(tiny, path, failing_after_three)(PROMPTS, gen, "t")
+    assert len(path.read_text().splitlines()) == 3  # two appended on the way, the third on the way out
+    again = Counting(*tiny)
+    assert behind_cache(tiny, path, again)(PROMPTS, gen, "t") == inner(PROMPTS, gen, "t")
+    assert len(again.prompts) == 1  # four distinct prompts, three kept

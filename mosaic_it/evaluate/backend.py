@@ -12,14 +12,21 @@ import importlib.util
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mosaic_it.config.evaluate import EvaluateConfig, GenerationConfig
 from mosaic_it.errors import MosaicItError
 
 Backend = Literal["hf", "vllm", "auto"]
-# prompts, generation settings, progress label -> one answer per prompt, in order
-Generator = Callable[[Sequence[str], GenerationConfig, str], list[str]]
+OnAnswer = Callable[[int, str], None]  # (index of the prompt, its answer), as soon as it is final
+
+
+class Generator(Protocol):
+    """Prompts, generation settings, a progress label -> one answer per prompt, in order.
+    `max_new_tokens`, when given, is one limit per prompt (in place of the settings' one)."""
+
+    def __call__(self, prompts: Sequence[str], gen: GenerationConfig, desc: str, *,
+                 max_new_tokens: Sequence[int] | None = None, on_answer: OnAnswer | None = None) -> list[str]: ...
 
 
 def _cuda() -> bool:
@@ -45,8 +52,9 @@ def pick_backend(setting: Backend, device: str) -> Literal["hf", "vllm"]:
 def hf_generator(model: Any, tokenizer: Any, seed: int, prompt_format: str) -> Generator:
     from mosaic_it.evaluate.generate import generate
 
-    def run(prompts: Sequence[str], gen: GenerationConfig, desc: str) -> list[str]:
-        return generate(model, tokenizer, prompts, gen, desc, seed, prompt_format)
+    def run(prompts: Sequence[str], gen: GenerationConfig, desc: str, *, max_new_tokens: Sequence[int] | None = None,
+            on_answer: OnAnswer | None = None) -> list[str]:
+        return generate(model, tokenizer, prompts, gen, desc, seed, prompt_format, max_new_tokens, on_answer)
 
     return run
 
@@ -65,14 +73,20 @@ def vllm_generator(model_dir: Path, tokenizer: Any, seed: int, prompt_format: st
               enable_lora=adapter, max_lora_rank=max(8, lora_rank or 8), gpu_memory_utilization=memory_fraction)
     request = LoRARequest("arm", 1, str(model_dir)) if adapter else None
 
-    def run(prompts: Sequence[str], gen: GenerationConfig, desc: str) -> list[str]:
+    def run(prompts: Sequence[str], gen: GenerationConfig, desc: str, *, max_new_tokens: Sequence[int] | None = None,
+            on_answer: OnAnswer | None = None) -> list[str]:
         texts = [render_prompt(p, tokenizer, prompt_format) for p in prompts]
         # The HF path keeps each prompt's last max_prompt_tokens tokens; so does this one.
         ids = [tokenizer(t, add_special_tokens=False)["input_ids"][-gen.max_prompt_tokens:] for t in texts]
-        params = SamplingParams(temperature=gen.temperature, max_tokens=gen.max_new_tokens, seed=seed)
+        caps = max_new_tokens or [gen.max_new_tokens] * len(ids)
+        params = [SamplingParams(temperature=gen.temperature, max_tokens=cap, seed=seed) for cap in caps]
         outputs = llm.generate([{"prompt_token_ids": i} for i in ids], params, lora_request=request,
                                use_tqdm=False)
-        return [o.outputs[0].text.strip() for o in outputs]
+        answers = [o.outputs[0].text.strip() for o in outputs]
+        for index, answer in enumerate(answers):
+            if on_answer is not None:
+                on_answer(index, answer)
+        return answers
 
     return run
 

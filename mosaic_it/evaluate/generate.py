@@ -2,7 +2,7 @@
 (evaluate/slots.py) for greedy answers, HF `generate` over padded batches otherwise."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,9 @@ from mosaic_it.progress import progress
 from mosaic_it.train.data import render_prompt  # the prompt the model was trained on
 
 
+OnAnswer = Callable[[int, str], None]  # (index of the prompt, its answer)
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -21,18 +24,27 @@ def generate(
     desc: str = "generate",
     seed: int = 0,
     prompt_format: str = "chat_template",
+    max_new_tokens: Sequence[int] | None = None,
+    on_answer: OnAnswer | None = None,
 ) -> list[str]:
-    """Answer each user message; results come back in the order of `prompts`."""
+    """Answer each user message; results come back in the order of `prompts`.
+
+    `max_new_tokens` gives each prompt its own limit (else `cfg.max_new_tokens` for all); that
+    needs continuous batching, where an answer depends on its own prompt and limit only.
+    `on_answer(i, text)` hears each answer as soon as it is final."""
     import torch
 
     torch.manual_seed(seed)
     texts = [render_prompt(p, tokenizer, prompt_format) for p in prompts]
     tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
     tokenizer.truncation_side = "left"  # an over-long prompt keeps its question
+    caps = list(max_new_tokens) if max_new_tokens is not None else [cfg.max_new_tokens] * len(texts)
     with progress(len(texts), desc, unit="prompt") as bar:
-        if continuous(model, cfg):
-            return _generate_continuous(model, tokenizer, texts, cfg, bar)
-        return _generate_static(model, tokenizer, texts, cfg, bar)
+        if continuous(model, cfg.model_copy(update={"max_new_tokens": max(caps, default=cfg.max_new_tokens)})):
+            return _generate_continuous(model, tokenizer, texts, cfg, caps, bar, on_answer)
+        if set(caps) - {cfg.max_new_tokens}:
+            raise ValueError("a max_new_tokens per prompt needs greedy continuous batching")
+        return _generate_static(model, tokenizer, texts, cfg, bar, on_answer)
 
 
 def resolve_batching(model: Any, cfg: GenerationConfig) -> GenerationConfig:
@@ -50,20 +62,28 @@ def continuous(model: Any, cfg: GenerationConfig) -> bool:
             and slots.supports(model, cfg.max_prompt_tokens + cfg.max_new_tokens))
 
 
-def _generate_continuous(model: Any, tokenizer: Any, texts: list[str], cfg: GenerationConfig, bar: Any) -> list[str]:
+def _generate_continuous(model: Any, tokenizer: Any, texts: list[str], cfg: GenerationConfig, caps: list[int],
+                         bar: Any, on_answer: OnAnswer | None) -> list[str]:
     from mosaic_it.evaluate.slots import generate_greedy
 
     ids = tokenizer(texts, truncation=True, max_length=cfg.max_prompt_tokens, add_special_tokens=False)["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)  # long prefills first
-    tokens = generate_greedy(model, [ids[i] for i in order], cfg.max_new_tokens, cfg.batch_size,
-                             {tokenizer.eos_token_id}, tokenizer.pad_token_id, on_done=lambda _: bar.update(1))
     answers = [""] * len(texts)
-    for i, row in zip(order, tokens):
-        answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+
+    def done(position: int, tokens: list[int]) -> None:
+        index = order[position]
+        answers[index] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        bar.update(1)
+        if on_answer is not None:
+            on_answer(index, answers[index])
+
+    generate_greedy(model, [ids[i] for i in order], [caps[i] for i in order], cfg.batch_size,
+                    {tokenizer.eos_token_id}, tokenizer.pad_token_id, on_done=done)
     return answers
 
 
-def _generate_static(model: Any, tokenizer: Any, texts: list[str], cfg: GenerationConfig, bar: Any) -> list[str]:
+def _generate_static(model: Any, tokenizer: Any, texts: list[str], cfg: GenerationConfig, bar: Any,
+                     on_answer: OnAnswer | None) -> list[str]:
     import torch
 
     # Batching prompts of similar length wastes the least compute on padding.
@@ -95,6 +115,8 @@ def _generate_static(model: Any, tokenizer: Any, texts: list[str], cfg: Generati
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         for i, row in zip(batch, new_tokens):
             answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+            if on_answer is not None:
+                on_answer(i, answers[i])
         bar.update(len(batch))
     return answers
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from mosaic_it.config.evaluate import GenerationConfig
-from mosaic_it.evaluate.backend import Generator
+from mosaic_it.evaluate.backend import Generator, OnAnswer
 
-# Prompts generated between two appends to the cache file.
+# Answers gathered before each append to the cache file.
 APPEND_EVERY = 64
 KEY_HEX = 64
 
@@ -91,29 +91,48 @@ class GenerationCache:
 
 def cached(generator: Generator, cache: GenerationCache, render: Callable[[str], str], prompt_format: str,
            backend: str, seed: int) -> Generator:
-    """`generator` behind the cache: only prompts without an entry reach it, a chunk at a time, and
-    each chunk's answers are appended before the next chunk starts.
+    """`generator` behind the cache: only prompts without an entry reach it, in one call, longest
+    first, and answers are appended every APPEND_EVERY as they become final (a killed run keeps
+    what it finished; vLLM hands its answers over at the end of the call).
 
     Under static batching padding changes logits in the last bits, so a prompt's greedy answer
-    can depend on which prompts share its batch. That path batches prompts longest first; chunks
-    here follow that order and hold whole batches, so each prompt meets the same batch it would
-    meet uncached. (Continuous batching needs none of this: its answers ignore batch mates.)
+    can depend on which prompts share its batch. The static path batches prompts longest first;
+    the missing prompts go to it in that order, so a rerun after a partial run meets the batches
+    one uncached call would meet for those prompts. (Continuous batching needs none of this: its
+    answers ignore batch mates.)
     """
 
-    def run(prompts: Sequence[str], gen: GenerationConfig, desc: str) -> list[str]:
+    def run(prompts: Sequence[str], gen: GenerationConfig, desc: str, *, max_new_tokens: Sequence[int] | None = None,
+            on_answer: OnAnswer | None = None) -> list[str]:
+        caps = list(max_new_tokens) if max_new_tokens is not None else [gen.max_new_tokens] * len(prompts)
+        settings = {cap: gen.model_copy(update={"max_new_tokens": cap}) for cap in set(caps)}
         rendered = [render(p) for p in prompts]
-        keys = [entry_key(r, gen, prompt_format, backend, seed) for r in rendered]
-        missing: dict[str, tuple[int, str]] = {}
-        for prompt, text, key in zip(prompts, rendered, keys):
+        keys = [entry_key(r, settings[cap], prompt_format, backend, seed) for r, cap in zip(rendered, caps)]
+        missing: dict[str, tuple[int, str, int]] = {}
+        for prompt, text, key, cap in zip(prompts, rendered, keys, caps):
             if key not in cache.entries:
-                missing.setdefault(key, (len(text), prompt))
-        todo = [(key, prompt) for key, (_, prompt) in sorted(missing.items(), key=lambda kv: kv[1][0], reverse=True)]
-        step = max(1, APPEND_EVERY // gen.batch_size) * gen.batch_size
-        for start in range(0, len(todo), step):
-            chunk = todo[start : start + step]
-            answers = generator([prompt for _, prompt in chunk], gen, desc)
-            cache.add([(key, answer) for (key, _), answer in zip(chunk, answers)])
-        return [cache.entries[key] for key in keys]
+                missing.setdefault(key, (len(text), prompt, cap))
+        todo = sorted(missing.items(), key=lambda kv: kv[1][0], reverse=True)
+        heard: list[tuple[str, str]] = []
+
+        def keep(index: int, answer: str) -> None:
+            heard.append((todo[index][0], answer))
+            if len(heard) >= APPEND_EVERY:
+                cache.add(heard)
+                heard.clear()
+
+        try:
+            if todo:
+                generator([prompt for _, (_, prompt, _) in todo], gen, desc,
+                          max_new_tokens=[cap for _, (_, _, cap) in todo] if max_new_tokens is not None else None,
+                          on_answer=keep)
+        finally:
+            cache.add(heard)
+        answers = [cache.entries[key] for key in keys]
+        if on_answer is not None:
+            for index, answer in enumerate(answers):
+                on_answer(index, answer)
+        return answers
 
     return run
 
@@ -130,5 +149,7 @@ def with_generation_cache(generator: Generator, cfg: Any, model: Any, tokenizer:
     cache = GenerationCache(Path(cfg.generation.cache_dir) / f"{model_fingerprint(model, tokenizer)}.jsonl")
     inner = cached(generator, cache, lambda p: render_prompt(p, tokenizer, cfg.prompt_format), cfg.prompt_format,
                    pick_backend(cfg.backend, cfg.device), cfg.seed)
-    # `batching: auto` is keyed as what it resolves to on this model's device.
-    return lambda prompts, gen, desc: inner(prompts, resolve_batching(model, gen), desc)
+    def run(prompts: Sequence[str], gen: GenerationConfig, desc: str, **options: Any) -> list[str]:
+        return inner(prompts, resolve_batching(model, gen), desc, **options)  # `auto` keyed as resolved
+
+    return run

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mosaic_it.errors import MosaicItError
-from mosaic_it.evaluate.context import EvalContext, Metrics
+from mosaic_it.evaluate.context import EvalContext, Metrics, PromptSet
 from mosaic_it.evaluate.items import ItemRow, aggregate, short_hash, write_items
 from mosaic_it.evaluate.mosaic_score import score_generation
 from mosaic_it.evaluate.plots import bar_chart, write_csv
@@ -83,13 +83,25 @@ def summarise(probes: Sequence[dict], scores: Sequence[dict]) -> tuple[list[dict
     return rows, items, metrics
 
 
+def probes_of(ctx: EvalContext) -> list[dict]:
+    cfg = ctx.cfg
+    return build_probes(ctx.heldout_records, cfg.mosaic_per_rule, cfg.mosaic_max_instructions, cfg.seed)
+
+
+def request(ctx: EvalContext, probes: Sequence[dict]) -> PromptSet:
+    return PromptSet([p["instruction"] for p in probes], "mosaic following", ctx.cfg.mosaic_max_new_tokens)
+
+
+def prompts(ctx: EvalContext) -> PromptSet:
+    return request(ctx, probes_of(ctx))
+
+
 def run(ctx: EvalContext) -> Metrics:
     from mosaic_it.records import instruction_text
 
-    cfg = ctx.cfg
     records = ctx.heldout_records
-    probes = build_probes(records, cfg.mosaic_per_rule, cfg.mosaic_max_instructions, cfg.seed)
-    generations = ctx.generate([p["instruction"] for p in probes], "mosaic following", cfg.mosaic_max_new_tokens)
+    probes = probes_of(ctx)
+    generations = ctx.ask(request(ctx, probes))
     # A reference holds the instruction too: an answer tends to reuse its question's words.
     references = {i: f"{instruction_text(r)}\n{r['output']}" for i, r in enumerate(records)}
     scores = [score_generation(p, g, references) for p, g in zip(probes, generations)]

@@ -37,9 +37,14 @@ def _evaluate(cfg: EvaluateConfig, out_dir: Path) -> tuple[dict[str, float], lis
     model, tokenizer = load_model(cfg.model, cfg.device, cfg.attn_implementation)
     ctx = EvalContext(cfg, model, tokenizer, out_dir, generator=make_generator(cfg, model, tokenizer))
     metrics: dict[str, float] = {}
-    for name in dict.fromkeys(cfg.evals):
+    names = list(dict.fromkeys(cfg.evals))
+    started = time.perf_counter()
+    ctx.prefetch([EVALS[n].prompts(ctx) for n in names if EVALS[n].prompts is not None])
+    if ctx.prefetched:  # those evals' own seconds below then leave their generation out
+        metrics["generation/seconds"] = time.perf_counter() - started
+    for name in names:
         started = time.perf_counter()
-        metrics.update({f"{name}/{key}": float(value) for key, value in EVALS[name](ctx).items()})
+        metrics.update({f"{name}/{key}": float(value) for key, value in EVALS[name].run(ctx).items()})
         metrics[f"{name}/seconds"] = time.perf_counter() - started
     shown = [k for k in HEADLINE if k in metrics]
     if shown:

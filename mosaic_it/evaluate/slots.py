@@ -106,11 +106,16 @@ def _forward(model: Any, ids: torch.Tensor, positions: torch.Tensor, state: Slot
     return model.lm_head(inner.norm(hidden[:, -1:, :]))[:, -1, :].float()
 
 
-def generate_greedy(model: Any, prompts: Sequence[Sequence[int]], max_new_tokens: int, slots: int,
-                    eos_ids: set[int], pad_id: int, on_done: Callable[[int], None] | None = None) -> list[list[int]]:
+def generate_greedy(model: Any, prompts: Sequence[Sequence[int]], max_new_tokens: int | Sequence[int], slots: int,
+                    eos_ids: set[int], pad_id: int, on_done: Callable[[int, list[int]], None] | None = None) -> list[list[int]]:
     """Greedy continuation token ids for each prompt (prompt token ids), in the order given.
-    An answer ends at the first end-of-sequence token (kept) or after max_new_tokens."""
+    An answer ends at the first end-of-sequence token (kept) or after max_new_tokens, one number
+    for all prompts or one per prompt (prompts of several evals can then share the slots).
+    `on_done(i, tokens)` hears each answer as soon as it is final."""
     _register()
+    caps = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(caps) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(caps)} max_new_tokens")
     device = model.device
     state = SlotState(layers=len(model.model.layers), rows=[None] * slots)
     answers: list[list[int]] = [[] for _ in prompts]
@@ -124,10 +129,10 @@ def generate_greedy(model: Any, prompts: Sequence[Sequence[int]], max_new_tokens
                 for slot in range(slots):
                     while request[slot] is None and waiting:
                         index = waiting.popleft()
-                        if _prefill(model, prompts[index], slot, state, answers[index], max_new_tokens, eos_ids):
+                        if _prefill(model, prompts[index], slot, state, answers[index], caps[index], eos_ids):
                             request[slot] = index
                         elif on_done:
-                            on_done(index)
+                            on_done(index, answers[index])
                 if all(r is None for r in request):
                     continue
                 state.rows = [slot if request[slot] is not None else None for slot in range(slots)]
@@ -140,10 +145,10 @@ def generate_greedy(model: Any, prompts: Sequence[Sequence[int]], max_new_tokens
                     if index is None:
                         continue
                     answers[index].append(chosen[slot])
-                    if chosen[slot] in eos_ids or len(answers[index]) >= max_new_tokens:
+                    if chosen[slot] in eos_ids or len(answers[index]) >= caps[index]:
                         request[slot] = None
                         if on_done:
-                            on_done(index)
+                            on_done(index, answers[index])
     finally:
         model.config._attn_implementation = saved
     return answers

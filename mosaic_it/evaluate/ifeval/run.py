@@ -1,7 +1,7 @@
 """IFEval as an eval: generate for each prompt, score strict and loose, write a per-instruction plot."""
 from __future__ import annotations
 
-from mosaic_it.evaluate.context import EvalContext, Metrics
+from mosaic_it.evaluate.context import EvalContext, Metrics, PromptSet
 from mosaic_it.evaluate.ifeval.score import load_prompts, prompt_items, score_response
 from mosaic_it.evaluate.items import aggregate, write_items
 from mosaic_it.evaluate.plots import bar_chart, write_csv
@@ -10,9 +10,17 @@ from mosaic_it.jsonl import write_jsonl
 HEADLINE = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
 
 
+def request(rows: list[dict]) -> PromptSet:
+    return PromptSet([row["prompt"] for row in rows], "ifeval")
+
+
+def prompts(ctx: EvalContext) -> PromptSet:
+    return request(load_prompts(ctx.cfg.ifeval_path, ctx.cfg.ifeval_limit))
+
+
 def run(ctx: EvalContext) -> Metrics:
     rows = load_prompts(ctx.cfg.ifeval_path, ctx.cfg.ifeval_limit)
-    responses = ctx.generate([row["prompt"] for row in rows], "ifeval")
+    responses = ctx.ask(request(rows))
     scores = [score_response(row, response) for row, response in zip(rows, responses)]
     ctx.artifacts.append(ctx.path("generations", "ifeval.jsonl"))
     write_jsonl(ctx.artifacts[-1], (
