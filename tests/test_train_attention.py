@@ -44,6 +44,23 @@ def test_varlen_packed_logits_equal_each_sample_alone(tiny_llama_dir, examples, 
     assert mask is None  # no (row x row) block-diagonal mask is ever built
 
 
+def test_a_packed_forward_reads_its_cuts_once_not_once_per_layer(tiny_llama_dir, examples, monkeypatch):
+    found = []
+    real = attention.find_spans
+    monkeypatch.setattr(attention, "find_spans", lambda ids: found.append(ids) or real(ids))
+    model = load_model(TrainConfig(model=str(tiny_llama_dir), method="full"), torch.device("cpu"))
+    packed = collate(examples, "packed", 96, 0)
+    model(**packed.tensors, use_cache=False).logits.sum().backward()
+    assert len(found) == 1 and model.config.num_hidden_layers == 2
+    moved = packed.tensors["position_ids"].clone()
+    moved[0, 1:] = torch.arange(moved.shape[1] - 1)  # the same tensor changed in place: read again
+    model(input_ids=packed.tensors["input_ids"], position_ids=moved, use_cache=False)
+    moved.copy_(packed.tensors["position_ids"])
+    with torch.no_grad():
+        model(input_ids=packed.tensors["input_ids"], position_ids=moved, use_cache=False)
+    assert len(found) == 3
+
+
 def test_padded_batches_keep_the_stock_masked_path(tiny_llama_dir, examples):
     from transformers import AutoModelForCausalLM
 

@@ -12,6 +12,7 @@ path unchanged.
 from __future__ import annotations
 
 import importlib.util
+import weakref
 from typing import Any, Literal
 
 import torch
@@ -23,10 +24,34 @@ AttnImplementation = Literal["sdpa", "flash_attention_2", "eager"]
 VARLEN_NAMES = {"sdpa": "mosaic_sdpa_varlen", "eager": "mosaic_eager_varlen"}
 
 
+class _LastSpans:
+    """The spans of the last position-id tensor seen. Every layer of one forward (and the
+    recomputed ones of its backward) gets the same tensor, and reading the cuts costs a host
+    sync: on a GPU, one per forward instead of one per layer."""
+
+    def __init__(self) -> None:
+        self.source: weakref.ref[torch.Tensor] | None = None
+        self.version = -1
+        self.spans: list[tuple[int, int]] | None = None
+
+    def get(self, position_ids: torch.Tensor) -> list[tuple[int, int]] | None:
+        if self.source is None or self.source() is not position_ids or self.version != position_ids._version:
+            self.spans = find_spans(position_ids)
+            self.source, self.version = weakref.ref(position_ids), position_ids._version
+        return self.spans
+
+
+_last_spans = _LastSpans()
+
+
 def sample_spans(position_ids: torch.Tensor | None) -> list[tuple[int, int]] | None:
     """[start, end) of every sample of a single packed row; None unless the row holds several."""
     if position_ids is None or position_ids.dim() != 2 or position_ids.shape[0] != 1:
         return None
+    return _last_spans.get(position_ids)
+
+
+def find_spans(position_ids: torch.Tensor) -> list[tuple[int, int]] | None:
     row = position_ids[0]
     starts = [0] + (torch.nonzero(row[1:] - row[:-1] != 1).flatten() + 1).tolist()
     if len(starts) == 1:
