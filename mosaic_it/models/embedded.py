@@ -5,6 +5,7 @@ once into a local safetensors directory and every later load reads that director
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -35,20 +36,36 @@ def gguf_package_dir() -> Path:
     return Path(spec.origin).parent
 
 
-def _convert(target: Path, with_weights: bool) -> None:
+def write_converted(folder: Path, with_weights: bool, parse_once: bool = True) -> None:
+    """Write the embedded tokenizer (and the dequantized weights) into `folder` through
+    transformers' GGUF path; `parse_once` shares one parse of the file between its steps."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from mosaic_it.models.gguf_once import parse_gguf_once
+
     source = gguf_package_dir()
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
-        AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE).save_pretrained(staging)
+    with parse_gguf_once() if parse_once else contextlib.nullcontext():
+        AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE).save_pretrained(folder)
         if with_weights:
             model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE)
             # The dequantized weights are plain float tensors; dropping the GGUF quantizer
             # marker is what lets transformers serialise them as safetensors.
             model.hf_quantizer = None
             model.config.__dict__.pop("quantization_config", None)
-            model.save_pretrained(staging, safe_serialization=True)
+            model.save_pretrained(folder, safe_serialization=True)
+
+
+def _convert(target: Path, with_weights: bool) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        try:
+            write_converted(staging, with_weights)
+        except Exception:
+            # The shared parse leans on gguf's reader internals; a gguf or transformers
+            # release that changes them still converts, through the unshared path.
+            shutil.rmtree(staging)
+            staging.mkdir()
+            write_converted(staging, with_weights, parse_once=False)
         # Rename is atomic, so concurrent processes never see a half-written cache.
         try:
             staging.rename(target)
