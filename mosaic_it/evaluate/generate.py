@@ -67,7 +67,9 @@ def _generate_continuous(model: Any, tokenizer: Any, texts: list[str], cfg: Gene
     from mosaic_it.evaluate.slots import generate_greedy
 
     ids = tokenizer(texts, truncation=True, max_length=cfg.max_prompt_tokens, add_special_tokens=False)["input_ids"]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)  # long prefills first
+    # The longest possible answers first, then the long prefills: what starts last is then short,
+    # so fewer slots idle at the end (the order never changes an answer).
+    order = sorted(range(len(ids)), key=lambda i: (caps[i], len(ids[i])), reverse=True)
     answers = [""] * len(texts)
 
     def done(position: int, tokens: list[int]) -> None:

@@ -35,6 +35,8 @@ class _LastSpans:
         self.spans: list[tuple[int, int]] | None = None
 
     def get(self, position_ids: torch.Tensor) -> list[tuple[int, int]] | None:
+        if position_ids.is_inference():  # keeps no version counter to tell an in-place change
+            return find_spans(position_ids)
         if self.source is None or self.source() is not position_ids or self.version != position_ids._version:
             self.spans = find_spans(position_ids)
             self.source, self.version = weakref.ref(position_ids), position_ids._version
