@@ -180,5 +180,5 @@ def test_a_rest_is_counted_from_fine_segments_that_recur_where_pieces_meet(embed
     counts.learn([" dog", ".<", "END", ">", "\n", "Sure"])
     known = set(counts.memo)
     text = " dog.<END>\nSure"
-    assert counts.count_rest(text) == len(embedded_tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert counts.count(text, FINE) == len(embedded_tokenizer(text, add_special_tokens=False)["input_ids"])
     assert set(counts.memo) == known  # the new join is counted from known parts

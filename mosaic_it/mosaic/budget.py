@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from mosaic_it.models.tokenizer import count_tokens, rust_tokenizer
-from mosaic_it.mosaic.segments import COARSE, FINE, SegmentCounts, is_clean, splits_are_exact
+from mosaic_it.mosaic.joined import JoinedCounts
+from mosaic_it.mosaic.segments import COARSE, SegmentCounts, is_clean, splits_are_exact
 
 SAFE_EXCESS_PER_JOIN = 1
 Cut = tuple[str, int]  # the text with its interior taken out (short form), and the interior's count
@@ -83,23 +84,18 @@ class SampleCounter:
         # its interior's (they meet at a cut, so their counts add up).
         self.shorts: dict[str, str] = {}
         self.exact_checks = 0
+        self.joined = JoinedCounts(self.segments, self.tokens, self.shorts) if self.segments is not None else None
         for text, (total, cut) in zip(texts, counter.cut_many(texts)):
             self._add(text, total, cut)
-        if self.segments is not None:
-            self._learn_joins(texts)
+        if self.joined is not None:
+            # Up front and in one batch, what the texts' short forms leave in a sample.
+            self.joined.summarize(dict.fromkeys(texts))
 
     def _add(self, piece: str, total: int, cut: Cut | None) -> None:
         self.tokens[piece] = total
         if cut is not None:
             self.shorts[piece] = cut[0]
             self.tokens.setdefault(cut[0], total - cut[1])
-
-    def _learn_joins(self, texts: Sequence[str]) -> None:
-        """Learn up front, in one batch, the segments that the texts' short forms leave in a sample:
-        their finer segments, and the first one after a space (a numbering like "1. " ends in one)."""
-        split = self.segments.split  # type: ignore[union-attr]
-        fine = [split(short, FINE) for short in {self.shorts.get(t, t) for t in texts} if is_clean(short)]
-        self.segments.learn([s for parts in fine for s in parts] + [" " + parts[0] for parts in fine if parts])  # type: ignore[union-attr]
 
     def _learn(self, pieces: Sequence[str]) -> None:
         for piece in pieces:
@@ -118,25 +114,24 @@ class SampleCounter:
             self._learn(pieces)
             return sum(map(self.tokens.__getitem__, pieces))
 
-    def _side(self, pieces: Sequence[str], whole: int) -> int:
-        """Exact count of one side whose pieces' counts sum to `whole`: the cut pieces' interiors
-        (whole minus the short forms' counts) plus the rest, the side with short forms in place of
-        cut pieces. A first segment ends in non-whitespace and a last one starts with whitespace,
-        so each short form is a cut inside the rest too, and the two counts add up exactly."""
-        kept = [*map(self.shorts.get, pieces, pieces)]
-        rest = "".join(kept)
-        if not is_clean(rest):
-            return self.counter.exact("".join(pieces))
-        return whole - sum(map(self.tokens.__getitem__, kept)) + self.segments.count_rest(rest)  # type: ignore[union-attr]
+    def _side(self, pieces: Sequence[str]) -> int:
+        """Exact count of one side: the cut pieces' interiors plus the rest, the side with short
+        forms in place of cut pieces (mosaic_it.mosaic.joined). A first segment ends in
+        non-whitespace and a last one starts with whitespace, so each short form is a cut inside
+        the rest too, and the two counts add up exactly."""
+        tokens = self.joined.count(pieces)  # type: ignore[union-attr]
+        return self.counter.exact("".join(pieces)) if tokens is None else tokens
 
     def count(self, sides: Sequence[Sequence[str]]) -> int:
         """Exact count of a sample's sides, each tokenized apart as training encodes them."""
-        return self._count(sides, [self.piece_sum(pieces) for pieces in sides])
+        for pieces in sides:
+            self.piece_sum(pieces)  # learns the pieces not yet known
+        return self._count(sides)
 
-    def _count(self, sides: Sequence[Sequence[str]], sums: Sequence[int]) -> int:
+    def _count(self, sides: Sequence[Sequence[str]]) -> int:
         if self.segments is None:
             return sum(self.counter.exact("".join(pieces)) for pieces in sides)
-        return sum(self._side(pieces, whole) for pieces, whole in zip(sides, sums))
+        return sum(map(self._side, sides))
 
     def side_tokens(self, pieces: Sequence[str]) -> int:
         return self.count([pieces])
@@ -150,5 +145,5 @@ class SampleCounter:
         joins = sum(max(0, len(parts) - parts.count("") - 1) for parts in sides)
         if estimate + SAFE_EXCESS_PER_JOIN * joins > budget:
             self.exact_checks += 1
-        tokens = self._count(sides, sums)
+        tokens = self._count(sides)
         return tokens if tokens <= budget else None

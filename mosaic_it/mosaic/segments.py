@@ -108,11 +108,6 @@ class SegmentCounts:
             self.learn(segments)
             return sum(map(self.memo.__getitem__, segments))
 
-    def count_rest(self, text: str) -> int:
-        """The exact count of a clean text made of known pieces, such as a sample's rest: cut
-        finely, so that where two pieces meet the segments still recur."""
-        return self.count(text, FINE)
-
     def cut_many(self, texts: Sequence[str]) -> Iterator[tuple[int, tuple[str, int] | None]]:
         """Per clean text, its exact count and its cut: the text with its interior segments taken
         out (first and last segment, still joined at a cut) and the interior's count; None when
