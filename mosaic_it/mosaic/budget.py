@@ -22,10 +22,13 @@ from typing import Any
 import numpy as np
 
 from mosaic_it.models.tokenizer import count_tokens, rust_tokenizer
+from mosaic_it.mosaic.forked import in_two
 from mosaic_it.mosaic.joined import JoinedCounts
 from mosaic_it.mosaic.segments import COARSE, SegmentCounts, is_clean, splits_are_exact
 
 SAFE_EXCESS_PER_JOIN = 1
+# Counting fewer texts up front takes well under a second: not worth a second process.
+FORK_AT_TEXTS = 20_000
 Cut = tuple[str, int]  # the text with its interior taken out (short form), and the interior's count
 
 
@@ -76,7 +79,9 @@ class TokenCounter:
 class SampleCounter:
     """Exact token counts and budget checks of samples given as their sides (lists of pieces)."""
 
-    def __init__(self, counter: TokenCounter, texts: Sequence[str]) -> None:
+    def __init__(self, counter: TokenCounter, texts: Sequence[str], fork_at: int | None = FORK_AT_TEXTS) -> None:
+        """Counts `texts` up front; from `fork_at` texts on (None: never), half of them in a forked
+        child on the second core (mosaic_it.mosaic.forked), with the same result."""
         self.counter = counter
         self.segments = counter.segments
         self.tokens: dict[str, int] = {"": 0}  # piece -> count; scaffolding joins on first use
@@ -85,11 +90,38 @@ class SampleCounter:
         self.shorts: dict[str, str] = {}
         self.exact_checks = 0
         self.joined = JoinedCounts(self.segments, self.tokens, self.shorts) if self.segments is not None else None
-        for text, (total, cut) in zip(texts, counter.cut_many(texts)):
+        if self.joined is None or fork_at is None or len(texts) < fork_at:
+            self._learn_texts(texts)
+            return
+        mine, theirs = texts[0::2], texts[1::2]  # each half of the instructions and of the outputs
+        state = in_two(lambda: self._learn_texts(mine), lambda: self._learn_texts(theirs) or self._state(theirs))
+        if state is None:
+            self._learn_texts(theirs)
+        else:
+            self._take_state(theirs, state)
+
+    def _learn_texts(self, texts: Sequence[str]) -> None:
+        for text, (total, cut) in zip(texts, self.counter.cut_many(texts)):
             self._add(text, total, cut)
         if self.joined is not None:
             # Up front and in one batch, what the texts' short forms leave in a sample.
             self.joined.summarize(dict.fromkeys(texts))
+
+    def _state(self, texts: Sequence[str]) -> dict[str, Any]:
+        """What learning `texts` added, as JSON: their counts, cuts and summaries, and the segments."""
+        tokens, shorts = self.tokens, self.shorts
+        return {"cuts": [[tokens[t], shorts[t], tokens[t] - tokens[shorts[t]]] if t in shorts else [tokens[t]]
+                         for t in texts],
+                "summaries": [self.joined.summaries[t] for t in dict.fromkeys(texts)],  # type: ignore[union-attr]
+                "segments": self.segments.memo}  # type: ignore[union-attr]
+
+    def _take_state(self, texts: Sequence[str], state: dict[str, Any]) -> None:
+        for text, (total, *cut) in zip(texts, state["cuts"], strict=True):
+            self._add(text, total, (cut[0], cut[1]) if cut else None)
+        summaries = self.joined.summaries  # type: ignore[union-attr]
+        for text, summary in zip(dict.fromkeys(texts), state["summaries"], strict=True):
+            summaries[text] = None if summary is None else tuple(summary)
+        self.segments.memo.update(state["segments"])  # type: ignore[union-attr]
 
     def _add(self, piece: str, total: int, cut: Cut | None) -> None:
         self.tokens[piece] = total

@@ -1,0 +1,71 @@
+"""Two halves of a job on two cores: one in a forked child, one here.
+
+The child starts as a copy of this process (no interpreter start-up, no data sent over) and sends
+back a JSON result through a pipe. Forking is only safe before other threads exist, so it is not
+tried where this process runs other Python threads (a Prefect worker, a server); nor on one core
+or without os.fork. Then, or if the child fails in any way, the caller gets None and does the
+child's half itself: the result never depends on whether a child ran.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+# Rust tokenizers spread a batch over a thread pool; a forked child must not use the parent's.
+_PARALLELISM = "TOKENIZERS_PARALLELISM"
+
+
+def can_fork() -> bool:
+    return (hasattr(os, "fork") and threading.active_count() == 1
+            and len(os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)) > 1)
+
+
+def in_two(mine: Callable[[], None], theirs: Callable[[], Any]) -> Any | None:
+    """Run theirs() in a forked child while mine() runs here; theirs' result, as it reads back
+    from JSON, or None if no child ran it to the end."""
+    if not can_fork():
+        mine()
+        return None
+    reader, writer = os.pipe()
+    pid = _fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        status = 1
+        try:
+            os.close(reader)
+            with os.fdopen(writer, "wb") as pipe:
+                pipe.write(json.dumps(theirs(), separators=(",", ":")).encode())
+            status = 0
+        finally:
+            os._exit(status)  # no atexit handlers, no flushing of buffers copied from the parent
+    os.close(writer)
+    try:
+        with os.fdopen(reader, "rb") as pipe:
+            mine()
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+    finally:
+        if pid:  # mine() failed or this process was interrupted: the child's work is not wanted
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    if status != 0 or not data:
+        return None
+    return json.loads(data)
+
+
+def _fork() -> int:
+    # The child tokenizes on one thread (the two processes share the cores) and, with the
+    # variable set before the fork, the tokenizers library does not warn about the fork.
+    before = os.environ.get(_PARALLELISM)
+    os.environ[_PARALLELISM] = "false"
+    pid = os.fork()
+    if pid != 0:
+        if before is None:
+            del os.environ[_PARALLELISM]
+        else:
+            os.environ[_PARALLELISM] = before
+    return pid

@@ -1,0 +1,91 @@
+"""Counting the texts up front in two processes (mosaic_it.mosaic.forked) gives exactly what one
+process gives, and falls back to one process where a child cannot or did not run."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+
+from mosaic_it.mosaic import forked
+from mosaic_it.mosaic.budget import SampleCounter, TokenCounter
+
+pytestmark = pytest.mark.skipif(not forked.can_fork(), reason="needs os.fork, two cores and no other thread")
+
+
+@pytest.fixture(scope="module")
+def texts(sample_data):
+    from mosaic_it.records import instruction_text
+
+    records = json.loads(sample_data.read_text(encoding="utf-8"))[:300]
+    # Unclean texts and added tokens take the other paths in the child too.
+    extra = ["non\u00a0breaking space", "<|im_start|>user hi<|im_end|> there", "a b c\nx"]
+    return [instruction_text(r) for r in records] + [r["output"] for r in records] + extra
+
+
+def state(exact: SampleCounter) -> tuple:
+    return exact.tokens, exact.shorts, exact.joined.summaries, exact.segments.memo
+
+
+def test_two_processes_learn_exactly_what_one_learns(embedded_tokenizer, texts):
+    serial = SampleCounter(TokenCounter(embedded_tokenizer), texts, fork_at=None)
+    parallel = SampleCounter(TokenCounter(embedded_tokenizer), texts, fork_at=2)
+    assert state(parallel) == state(serial)
+    side = ["1. ", texts[0], "\n", "2. ", texts[-1]]
+    assert parallel.side_tokens(side) == serial.side_tokens(side) == TokenCounter(embedded_tokenizer).exact("".join(side))
+
+
+def test_the_child_runs_its_half_in_another_process_and_mine_runs_here():
+    ran_here = []
+    assert forked.in_two(lambda: ran_here.append(os.getpid()), lambda: {"pid": os.getpid()})["pid"] not in (os.getpid(), None)
+    assert ran_here == [os.getpid()]
+
+
+def test_a_failing_child_or_another_thread_means_none_and_mine_still_runs():
+    ran_here = []
+    assert forked.in_two(lambda: ran_here.append(1), lambda: 1 / 0) is None
+    assert forked.in_two(lambda: ran_here.append(2), lambda: {1, 2}) is None  # not JSON
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not forked.can_fork()
+        assert forked.in_two(lambda: ran_here.append(3), lambda: "never run") is None
+    finally:
+        release.set()
+        other.join()
+    assert ran_here == [1, 2, 3]
+
+
+def test_with_another_thread_the_counter_learns_everything_in_one_process(embedded_tokenizer, texts):
+    serial = SampleCounter(TokenCounter(embedded_tokenizer), texts, fork_at=None)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        fallback = SampleCounter(TokenCounter(embedded_tokenizer), texts, fork_at=2)
+    finally:
+        release.set()
+        other.join()
+    assert state(fallback) == state(serial)
+
+
+def test_when_mine_fails_the_child_is_killed_and_reaped(tmp_path):
+    pid_file = tmp_path / "child.pid"
+
+    def child() -> str:
+        pid_file.write_text(str(os.getpid()))
+        threading.Event().wait(60)
+        return "late"
+
+    def fail() -> None:
+        for _ in range(1000):  # until the child is surely running
+            if pid_file.exists() and pid_file.read_text():
+                raise KeyboardInterrupt
+            threading.Event().wait(0.01)
+
+    with pytest.raises(KeyboardInterrupt):
+        forked.in_two(fail, child)
+    with pytest.raises(ChildProcessError):  # killed and already waited for: no zombie left
+        os.waitpid(int(pid_file.read_text()), os.WNOHANG)
