@@ -89,3 +89,39 @@ def test_when_mine_fails_the_child_is_killed_and_reaped(tmp_path):
         forked.in_two(fail, child)
     with pytest.raises(ChildProcessError):  # killed and already waited for: no zombie left
         os.waitpid(int(pid_file.read_text()), os.WNOHANG)
+
+
+def test_a_standby_child_prepares_at_once_and_runs_the_job_on_the_message(tmp_path):
+    out = tmp_path / "job.json"
+    standby = forked.Standby(lambda: (tmp_path / "prepared").write_text(str(os.getpid())),
+                             lambda message: out.write_text(json.dumps([message, os.getpid()])))
+    assert standby.finish({"x": [1, 2.5]})
+    message, pid = json.loads(out.read_text())
+    assert message == {"x": [1, 2.5]} and pid == int((tmp_path / "prepared").read_text()) != os.getpid()
+    assert not standby.finish({"x": 1})  # once only
+
+
+def test_a_cancelled_or_failing_standby_says_so_and_leaves_no_child(tmp_path):
+    failing = forked.Standby(lambda: None, lambda message: 1 / 0)
+    assert not failing.finish({})
+    cancelled = forked.Standby(lambda: None, lambda message: (tmp_path / "ran").touch())
+    pid = cancelled.pid
+    cancelled.cancel()
+    assert not (tmp_path / "ran").exists()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def test_the_plot_drawn_by_the_standby_child_is_the_one_drawn_here(tmp_path, sample_data):
+    from mosaic_it.config.augment import AugmentConfig
+    from mosaic_it.mosaic.augment import augment_with_stats
+    from mosaic_it.mosaic.stats import compute_stats, plot_stats, plotting
+
+    cfg = AugmentConfig(input=str(sample_data), output=str(tmp_path / "mosaic.jsonl"), stats_dir=str(tmp_path / "stats"),
+                        epochs=1, max_tokens=512)
+    _, stats = augment_with_stats(cfg, show_progress=False)
+    assert stats == compute_stats(cfg.output)
+    plot_stats(stats, tmp_path / "here.png")
+    assert forked.Standby(plotting, lambda message: plot_stats(message, tmp_path / "child.png")).finish(stats)
+    assert ((tmp_path / "stats" / "stats.png").read_bytes() == (tmp_path / "child.png").read_bytes()
+            == (tmp_path / "here.png").read_bytes())

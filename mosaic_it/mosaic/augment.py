@@ -20,6 +20,7 @@ from mosaic_it.progress import Progress, progress
 from mosaic_it.mosaic.budget import SampleCounter, TokenCounter
 from mosaic_it.mosaic.counts import draw_count
 from mosaic_it.mosaic.engine import draw_strategy, plan_sample, render, sample_record
+from mosaic_it.mosaic.forked import Standby
 from mosaic_it.records import instruction_text
 from mosaic_it.mosaic.layout import Layout, draw_layout
 from mosaic_it.mosaic.sources import load_source_records
@@ -165,9 +166,15 @@ def run_augment(cfg: AugmentConfig, show_progress: bool = True, tally: StatsTall
 
 def augment_with_stats(cfg: AugmentConfig, show_progress: bool = True) -> tuple[AugmentReport, dict[str, Any]]:
     """run_augment, then stats.json and stats.png from the samples as they were written (the
-    output file is not read back): what the CLI, the Prefect task and the study all run."""
-    from mosaic_it.mosaic.stats import write_stats
+    output file is not read back): what the CLI, the Prefect task and the study all run. The plot
+    is drawn by a child forked now, which imports the plotting library while this process packs."""
+    from mosaic_it.mosaic.stats import plot_stats, plotting, write_stats
 
-    tally = StatsTally()
-    report = run_augment(cfg, show_progress, tally)
-    return report, write_stats(tally.result(), cfg.stats_dir)
+    png = Path(cfg.stats_dir) / "stats.png"
+    plotter = Standby(plotting, lambda stats: plot_stats(stats, png))
+    try:
+        tally = StatsTally()
+        report = run_augment(cfg, show_progress, tally)
+        return report, write_stats(tally.result(), cfg.stats_dir, plotter.finish)
+    finally:
+        plotter.cancel()

@@ -69,3 +69,50 @@ def _fork() -> int:
         else:
             os.environ[_PARALLELISM] = before
     return pid
+
+
+class Standby:
+    """A forked child that runs prepare() at once (imports, say), then waits for one JSON message
+    and runs job(message): work whose start-up overlaps this process's own work. Where no child
+    can be forked, nothing runs and finish() says so."""
+
+    def __init__(self, prepare: Callable[[], Any], job: Callable[[Any], None]) -> None:
+        self.pid = 0
+        if not can_fork():
+            return
+        reader, writer = os.pipe()
+        pid = _fork()
+        if pid == 0:
+            status = 1
+            try:
+                os.close(writer)
+                prepare()
+                with os.fdopen(reader, "rb") as pipe:
+                    message = pipe.read()
+                if message:  # nothing at all: cancelled
+                    job(json.loads(message))
+                    status = 0
+            finally:
+                os._exit(status)
+        os.close(reader)
+        self.pid, self.writer = pid, writer
+
+    def finish(self, message: Any) -> bool:
+        """Send the message and wait: True if the child ran the job to the end."""
+        if not self.pid:
+            return False
+        try:
+            with os.fdopen(self.writer, "wb") as pipe:
+                pipe.write(json.dumps(message, separators=(",", ":")).encode())
+        except OSError:  # the child is gone
+            pass
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return status == 0
+
+    def cancel(self) -> None:
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            os.close(self.writer)
+            os.waitpid(self.pid, 0)
+            self.pid = 0

@@ -6,6 +6,7 @@ checks); nothing is tokenized here.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,16 @@ def compute_stats(samples_path: str | Path) -> dict[str, Any]:
     return tally.result()
 
 
-def plot_stats(stats: dict[str, Any], path: str | Path) -> None:
+def plotting() -> tuple[type, type]:
     # A bare Agg figure: the same PNG as pyplot's, without importing pyplot or touching its state.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    return FigureCanvasAgg, Figure
+
+
+def plot_stats(stats: dict[str, Any], path: str | Path) -> None:
+    FigureCanvasAgg, Figure = plotting()
     fig = Figure(figsize=(15, 4))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 3)
@@ -112,9 +118,11 @@ def run_stats(samples_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     return write_stats(compute_stats(samples_path), out_dir)
 
 
-def write_stats(stats: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+def write_stats(stats: dict[str, Any], out_dir: str | Path,
+                plotted: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+    """stats.json, and stats.png unless `plotted(stats)` says it drew the same plot there."""
     out_dir = Path(out_dir)
     write_json(out_dir / "stats.json", stats)
-    if stats["samples"]:
+    if stats["samples"] and not (plotted and plotted(stats)):
         plot_stats(stats, out_dir / "stats.png")
     return stats
