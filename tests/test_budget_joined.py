@@ -35,7 +35,8 @@ def test_a_summary_is_the_head_to_its_first_longer_segment_then_the_rest_then_th
     counts = JoinedCounts(SegmentCounts(embedded_tokenizer), {}, {})
     memo = counts.segments.memo
     assert counts.summarize(["\n2. Give me a dog.", "(3)\n", "Sure"]) == [
-        ("\n2. Give", sum(memo[s] for s in (" me", " a", " dog")), "."), ("(3)\n", 0, None), ("Sure", 0, None)]
+        ("\n2. Give", sum(memo[s] for s in (" me", " a", " dog")), ".", False), ("(3)\n", 0, None, False),
+        ("Sure", 0, None, False)]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -54,5 +55,14 @@ def test_sides_of_cut_records_and_scaffolding_count_exactly(embedded_tokenizer, 
 def test_a_cut_piece_whose_short_form_is_all_head_keeps_its_interior(embedded_tokenizer):
     counter = TokenCounter(embedded_tokenizer)
     exact = SampleCounter(counter, ["a b c\nx"])
-    assert exact.shorts["a b c\nx"] == "a\nx" and exact.joined.summaries["a b c\nx"] == ("a\nx", 2, None)
+    assert exact.shorts["a b c\nx"] == "a\nx" and exact.joined.summaries["a b c\nx"] == ("a\nx", 2, None, False)
     assert exact.side_tokens(["1. ", "a b c\nx", "\n"]) == counter.exact("1. a b c\nx\n")
+
+
+def test_an_added_token_across_pieces_is_found_and_never_cut(embedded_tokenizer):
+    counter = TokenCounter(embedded_tokenizer)
+    exact = SampleCounter(counter, ["x <|im", "end|> y", "two words here"])
+    for side in (["x <|im", "_", "end|> y"], ["1. ", "x <|im", "_", "end|> y", "\n", "two words here"],
+                 ["<|endof", "text|>", "two words here"], ["a", "<|im_start|>", "b"]):
+        assert exact.side_tokens(side) == counter.exact("".join(side)), side
+    assert exact.joined.summaries["x <|im"][3] and not exact.joined.summaries["two words here"][3]

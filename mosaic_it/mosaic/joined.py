@@ -14,16 +14,21 @@ missing text[p+1] never makes a cut that a present one would not. Hence, appendi
 So each piece is summarized once (H, the count of everything between H and its last segment,
 interior included, and that last segment), each join L + H is cut once, and a side's count is
 dictionary lookups.
+
+A rest that holds an added token is cut at whitespace only (COARSE). One that does either holds
+it inside a short form or has a short form that ends with the start of one; a summary says so, and
+only then is the rest joined and searched.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 
 from mosaic_it.mosaic.segments import FINE, SegmentCounts, is_clean
 
-# A piece's head, the count of everything else but its last segment (its interior included), and
-# its last segment (None when the head is the whole short form).
-Summary = tuple[str, int, str | None]
+# A piece's head, the count of everything else but its last segment (its interior included), its
+# last segment (None when the head is the whole short form), and whether an added token may be
+# in the rest there.
+Summary = tuple[str, int, str | None, bool]
 
 
 class JoinedCounts:
@@ -33,15 +38,11 @@ class JoinedCounts:
         self.summaries: dict[str, Summary | None] = {}  # None: the short form is not clean
         # A join L + H: the count of all its segments, of all but the last one, and the last one.
         self.joins: dict[str, tuple[int, int, str]] = {}
+        self.starts = tuple(sorted({t[:i] for t in segments.added_tokens for i in range(1, len(t))}))  # proper starts
 
-    def count(self, pieces: Sequence[str]) -> int | None:
+    def count(self, pieces: Sequence[str], searched: bool = False) -> int | None:
         """The exact count of "".join(pieces), whose pieces' counts are known; None if its rest is
-        not clean."""
-        added = self.segments.added
-        if added is not None:
-            rest = "".join(map(self.shorts.get, pieces, pieces))
-            if added.search(rest):  # then never inside a piece or a join below
-                return self._with_added_token(pieces, rest)
+        not clean. `searched`: the rest is known to hold no added token."""
         summaries, joins = self.summaries, self.joins
         total, last = 0, ""
         for piece in pieces:
@@ -53,7 +54,9 @@ class JoinedCounts:
                 summary = self.summarize([piece])[0]
             if summary is None:
                 return None
-            head, between, final = summary
+            head, between, final, risky = summary
+            if risky and not searched:
+                return self._search(pieces)
             join = last + head
             try:
                 whole, but_last, join_last = joins[join]
@@ -67,9 +70,9 @@ class JoinedCounts:
                 last = final
         return total + self.segments.memo[last]
 
-    def summarize(self, pieces: Iterable[str]) -> list[Summary | None]:
+    def summarize(self, pieces: Collection[str]) -> list[Summary | None]:
         """Summaries of pieces whose counts are known, their segments learnt in one batch."""
-        shorts, memo = self.shorts, self.segments.memo
+        shorts, memo, added = self.shorts, self.segments.memo, self.segments.added
         kept = [shorts.get(piece, piece) for piece in pieces]
         split = [FINE.findall(short) if is_clean(short) else None for short in kept]
         # The first segment after a space is learnt too: a numbering like "1. " ends in one.
@@ -80,12 +83,13 @@ class JoinedCounts:
                 summary = None
             else:
                 interior = self.tokens[piece] - self.tokens[short] if short is not piece else 0
+                risky = bool(short.endswith(self.starts) or added and added.search(short))
                 end = next((i for i, part in enumerate(parts) if len(part) > 1), len(parts) - 1) + 1
                 if end == len(parts):
-                    summary = (short, interior, None)
+                    summary = (short, interior, None, risky)
                 else:
                     between = interior + sum(map(memo.__getitem__, parts[end:-1]))
-                    summary = ("".join(parts[:end]), between, parts[-1])
+                    summary = ("".join(parts[:end]), between, parts[-1], risky)
             self.summaries[piece] = summary
             results.append(summary)
         return results
@@ -102,7 +106,10 @@ class JoinedCounts:
         result = self.joins[join] = (whole, whole - counts[-1], parts[-1])
         return result
 
-    def _with_added_token(self, pieces: Sequence[str], rest: str) -> int | None:
+    def _search(self, pieces: Sequence[str]) -> int | None:
+        rest = "".join(map(self.shorts.get, pieces, pieces))
+        if not self.segments.added.search(rest):  # type: ignore[union-attr]
+            return self.count(pieces, searched=True)
         if not is_clean(rest):
             return None
         interiors = sum(self.tokens[piece] - self.tokens[self.shorts.get(piece, piece)] for piece in pieces)

@@ -76,8 +76,8 @@ class SegmentCounts:
         self.memo: dict[str, int] = {"": 0}
         # Added tokens are matched before pre-tokenization, so FINE could cut one apart
         # ("<|im_end|>"): texts that hold one get the COARSE cuts only, which never cut one.
-        added = [t.content for t in rust_tokenizer(tokenizer).get_added_tokens_decoder().values()]
-        self.added = re.compile("|".join(map(re.escape, added))) if added else None
+        self.added_tokens = [t.content for t in rust_tokenizer(tokenizer).get_added_tokens_decoder().values()]
+        self.added = re.compile("|".join(map(re.escape, self.added_tokens))) if self.added_tokens else None
 
     def learn(self, segments: Iterable[str]) -> None:
         """Count the segments not yet known: each is cut finely and its parts not yet known are
