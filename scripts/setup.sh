@@ -38,7 +38,7 @@ if sys.argv[1]:  # a fresh install: the training stack's bytecode too
     import mosaic_it.cli, peft, transformers.models.llama.modeling_llama
 PY
 if [ -n "$warming" ]; then
-  wait "$warming"
+  wait "$warming" || echo "setup.sh: caching bytecode failed (see above); stages will compile what they import" >&2
   warming=
   touch "$stamp"
 fi
