@@ -21,6 +21,7 @@ only then is the rest joined and searched.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 
 from mosaic_it.mosaic.segments import FINE, SegmentCounts, is_clean
@@ -38,7 +39,11 @@ class JoinedCounts:
         self.summaries: dict[str, Summary | None] = {}  # None: the short form is not clean
         # A join L + H: the count of all its segments, of all but the last one, and the last one.
         self.joins: dict[str, tuple[int, int, str]] = {}
-        self.starts = tuple(sorted({t[:i] for t in segments.added_tokens for i in range(1, len(t))}))  # proper starts
+        # An added token, or a proper start of one at the end.
+        tokens = segments.added_tokens
+        starts = sorted({t[:i] for t in tokens for i in range(1, len(t))})
+        self.risk = re.compile("|".join(map(re.escape, tokens)) + (
+            f"|(?:{'|'.join(map(re.escape, starts))})\\Z" if starts else "")) if tokens else None
 
     def count(self, pieces: Sequence[str], searched: bool = False) -> int | None:
         """The exact count of "".join(pieces), whose pieces' counts are known; None if its rest is
@@ -72,7 +77,7 @@ class JoinedCounts:
 
     def summarize(self, pieces: Collection[str]) -> list[Summary | None]:
         """Summaries of pieces whose counts are known, their segments learnt in one batch."""
-        shorts, memo, added = self.shorts, self.segments.memo, self.segments.added
+        shorts, memo, risk = self.shorts, self.segments.memo, self.risk
         kept = [shorts.get(piece, piece) for piece in pieces]
         split = [FINE.findall(short) if is_clean(short) else None for short in kept]
         # The first segment after a space is learnt too: a numbering like "1. " ends in one.
@@ -83,7 +88,7 @@ class JoinedCounts:
                 summary = None
             else:
                 interior = self.tokens[piece] - self.tokens[short] if short is not piece else 0
-                risky = bool(short.endswith(self.starts) or added and added.search(short))
+                risky = bool(risk and risk.search(short))
                 end = next((i for i, part in enumerate(parts) if len(part) > 1), len(parts) - 1) + 1
                 if end == len(parts):
                     summary = (short, interior, None, risky)
