@@ -10,7 +10,9 @@ sample's exact count is now known anyway, so none over the budget can be kept.
 
 Every sample's exact count (`mosaic.tokens`) is the sum of its texts' interiors plus the count of
 the short string left when they are taken out, itself a sum of memoized segment counts
-(`mosaic_it.mosaic.segments`), so no sample is tokenized. Tokenizers and texts for which those cuts
+(`mosaic_it.mosaic.segments`) found from memos per piece and per join (`mosaic_it.mosaic.joined`),
+so no sample is tokenized. The texts are counted up front in two processes where that is safe
+(`mosaic_it.mosaic.forked`). Tokenizers and texts for which those cuts
 are not exact are counted whole. `verify` recounts every sample whole and checks the two agree.
 """
 from __future__ import annotations
