@@ -46,7 +46,11 @@ print(json.dumps({"records": len(records), "tokens": int(tokens.sum()), "tokeniz
 
 def timed(command: list[str], pythonpath: Path | None = None) -> dict:
     """Wall seconds and peak RSS of one child process, with its last stdout line."""
-    env = dict(os.environ, PYTHONPATH=str(pythonpath)) if pythonpath else None
+    # As a user runs them: the Rust tokenizer's own thread pool on, whatever this shell set
+    # (scripts/test.sh turns it off; a pass on one thread would flatter every ratio against it).
+    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
+    if pythonpath:
+        env["PYTHONPATH"] = str(pythonpath)
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     out = child.stdout.read() if child.stdout else ""
