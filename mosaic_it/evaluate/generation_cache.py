@@ -3,7 +3,7 @@
 One append-only JSON Lines file per model, `<cache_dir>/<fingerprint>.jsonl`, named by a hash of
 the model's weights and config. Each line holds the hash of what decides the answer (the exact
 rendered prompt, the generation settings, the prompt format, the backend) and the answer. Lines
-are appended after every chunk of prompts, so a killed run keeps what it finished. The file is
+are appended as answers finish (APPEND_EVERY at a time), so a killed run keeps what it finished. The file is
 untrusted: a line that is not a well-formed entry (a torn last line, an edit) is ignored, and
 the answer is generated again.
 """
