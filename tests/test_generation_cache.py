@@ -117,10 +117,10 @@ def test_eval_context_uses_the_configured_cache_and_none_disables_it(tiny, tmp_p
     assert off.prompts == PROMPTS
 
 
-def test_chunked_generation_meets_the_batches_of_one_uncached_call(tiny, tmp_path, monkeypatch):
+def test_cached_static_generation_meets_the_batches_of_one_uncached_call(tiny, tmp_path, monkeypatch):
     import mosaic_it.evaluate.generation_cache as generation_cache
 
-    monkeypatch.setattr(generation_cache, "APPEND_EVERY", 2)  # one batch of two per chunk
+    monkeypatch.setattr(generation_cache, "APPEND_EVERY", 2)  # appends between batches
     prompts = ["A much longer question about the weather today?", "Hi", "Count from one to ten slowly.", "Why?",
                "Name two colours and one animal.", "Ok"]
     gen = GenerationConfig(max_new_tokens=8, batch_size=2, batching="static")
