@@ -21,9 +21,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
+
+from side_by_side import agree, alternate, print_table, rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,38 +77,20 @@ def main() -> None:
              "per_eval": (f"continuous {slots} slots, one call per eval", per_eval),
              "pooled": (f"continuous {slots} slots, one call for all evals (default)", pooled)}
     decoders = dict(named[key] for key in dict.fromkeys(["today", *args.decoders]))
-    seconds: dict[str, list[float]] = {name: [] for name in decoders}
-    answers: dict[str, list[str]] = {}
-    loads = [os.getloadavg()[0]]
-    for _ in range(args.rounds):
-        for name, decode in decoders.items():
-            started = time.perf_counter()
-            answers[name] = decode()
-            seconds[name].append(time.perf_counter() - started)
-            loads.append(os.getloadavg()[0])
-
-    names = list(decoders)
-    best_today = min(seconds[names[0]])
-    rows = [{"decoder": name, "seconds": times, "best_prompts_per_s": total / min(times),
-             "median_prompts_per_s": total / statistics.median(times), "vs_today_best": best_today / min(times),
-             "same_answer_as_today": sum(a == b for a, b in zip(answers[name], answers[names[0]]))}
-            for name, times in seconds.items()]
+    seconds, answers, loads = alternate(decoders, args.rounds)
+    table = rows(seconds, answers, next(iter(decoders)), total)
     continuous = [named[key][0] for key in ("per_eval", "pooled") if named[key][0] in answers]
-    between = (sum(a == b for a, b in zip(*(answers[n] for n in continuous))) if len(continuous) == 2 else None)
+    between = agree(*(answers[n] for n in continuous)) if len(continuous) == 2 else None
     sizes = ", ".join(f"{r.desc} {len(r.prompts)} x {r.max_new_tokens or cfg.generation.max_new_tokens} tokens"
                       for r in requests)
     print(f"{total} prompts ({sizes}), greedy, {args.rounds} rounds, load {min(loads):.1f}-{max(loads):.1f}, "
           f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}")
-    print("| decoder | prompts/s (best) | prompts/s (median) | vs today (best) | same answer as today |")
-    print("|---|---:|---:|---:|---:|")
-    for row in rows:
-        print(f"| {row['decoder']} | {row['best_prompts_per_s']:.3f} | {row['median_prompts_per_s']:.3f} | "
-              f"{row['vs_today_best']:.2f}x | {row['same_answer_as_today']}/{total} |")
+    print_table(table, "today", total)
     if between is not None:
         print(f"continuous one call per eval vs one call for all: {between}/{total} same answers")
     if args.out:
         args.out.write_text(json.dumps({"prompts": total, "requests": sizes, "rounds": args.rounds,
-                                        "load_1min_min_max": [min(loads), max(loads)], "rows": rows,
+                                        "load_1min_min_max": [min(loads), max(loads)], "rows": table,
                                         "continuous_per_eval_vs_pooled_same": between}, indent=2) + "\n")
 
 

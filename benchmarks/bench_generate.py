@@ -18,9 +18,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
+
+from side_by_side import agree, alternate, print_table, rows
 
 ROOT = Path(__file__).resolve().parents[1]
 IFEVAL = ROOT / "data" / "eval" / "ifeval_input_data.jsonl"  # the shipped copy of IFEval's prompts
@@ -47,48 +47,28 @@ def main() -> None:
         prompts = [json.loads(line)["prompt"] for _, line in zip(range(args.prompts), handle)]
     model, tokenizer = load_model(args.model, args.device)
     base = GenerationConfig(max_new_tokens=args.max_new_tokens, cache_dir=None)
-    setups = {f"static batch {args.static_batch}": base.model_copy(update={"batching": "static",
+    baseline = f"static batch {args.static_batch}"
+    setups = {baseline: base.model_copy(update={"batching": "static",
                                                                           "batch_size": args.static_batch})}
     setups.update({f"continuous {n} slots": base.model_copy(update={"batch_size": n}) for n in args.slots})
-    seconds: dict[str, list[float]] = {name: [] for name in setups}
-    answers: dict[str, list[str]] = {}
-    loads = [os.getloadavg()[0]]
-    for _ in range(args.rounds):
-        for name, gen in setups.items():
-            started = time.perf_counter()
-            answers[name] = generate(model, tokenizer, prompts, gen, desc=name)
-            seconds[name].append(time.perf_counter() - started)
-            loads.append(os.getloadavg()[0])
-    today = answers[f"static batch {args.static_batch}"]
-
-    def agree(a: list[str], b: list[str]) -> int:
-        return sum(x == y for x, y in zip(a, b))
-
+    decoders = {name: (lambda gen=gen, name=name: generate(model, tokenizer, prompts, gen, desc=name))
+                for name, gen in setups.items()}
+    seconds, answers, loads = alternate(decoders, args.rounds)
+    today = answers[baseline]
     alone = None if args.skip_batch_1 else generate(
         model, tokenizer, prompts, base.model_copy(update={"batching": "static", "batch_size": 1}))
-
-    rows = []
-    best_static = min(seconds[f"static batch {args.static_batch}"])
-    for name, times in seconds.items():
-        rows.append({"decoder": name, "best_prompts_per_s": len(prompts) / min(times),
-                     "median_prompts_per_s": len(prompts) / statistics.median(times),
-                     "speedup_vs_static_best": best_static / min(times),
-                     "same_answer_as_static": agree(answers[name], today), "rounds": len(times)})
+    table = rows(seconds, answers, baseline, len(prompts))
     import torch
 
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"{os.cpu_count()} CPU cores"
     result = {"machine": f"{platform.processor() or platform.machine()}, {device}", "model": args.model or "embedded",
               "dtype": str(next(model.parameters()).dtype),
               "prompts": len(prompts), "max_new_tokens": args.max_new_tokens,
-              "load_1min_min_max": [min(loads), max(loads)], "rows": rows,
+              "load_1min_min_max": [min(loads), max(loads)], "rows": table,
               "static_batch_vs_batch_1_same_answer": None if alone is None else agree(today, alone)}
     print(f"{len(prompts)} IFEval prompts, {args.max_new_tokens} new tokens, greedy, {args.rounds} rounds, "
           f"load {min(loads):.1f}-{max(loads):.1f}")
-    print("| decoder | prompts/s (best) | prompts/s (median) | vs static (best) | same answer as static |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['decoder']} | {row['best_prompts_per_s']:.3f} | {row['median_prompts_per_s']:.3f} | "
-              f"{row['speedup_vs_static_best']:.2f}x | {row['same_answer_as_static']}/{len(prompts)} |")
+    print_table(table, "static", len(prompts))
     if alone is not None:
         print(f"static batch {args.static_batch} vs static batch 1: {agree(today, alone)}/{len(prompts)} same answers")
     if args.out:

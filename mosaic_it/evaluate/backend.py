@@ -83,8 +83,8 @@ def vllm_generator(model_dir: Path, tokenizer: Any, seed: int, prompt_format: st
         outputs = llm.generate([{"prompt_token_ids": i} for i in ids], params, lora_request=request,
                                use_tqdm=False)
         answers = [o.outputs[0].text.strip() for o in outputs]
-        for index, answer in enumerate(answers):
-            if on_answer is not None:
+        if on_answer is not None:
+            for index, answer in enumerate(answers):
                 on_answer(index, answer)
         return answers
 

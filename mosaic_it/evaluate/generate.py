@@ -2,18 +2,16 @@
 (evaluate/slots.py) for greedy answers, HF `generate` over padded batches otherwise."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 
 from mosaic_it.config.evaluate import GenerationConfig
+from mosaic_it.evaluate.backend import OnAnswer
 from mosaic_it.jsonl import write_jsonl
 from mosaic_it.progress import progress
 from mosaic_it.train.data import render_prompt  # the prompt the model was trained on
-
-
-OnAnswer = Callable[[int, str], None]  # (index of the prompt, its answer)
 
 
 def generate(
