@@ -17,10 +17,11 @@ from mosaic_it.errors import MosaicItError
 from mosaic_it.models.tokenizer import load_counting_tokenizer
 from mosaic_it.paths import refuse_overwriting_inputs
 from mosaic_it.progress import Progress, progress
-from mosaic_it.mosaic.budget import SampleCounter, TokenCounter
+from mosaic_it.mosaic.budget import UNCOUNTED, SampleCounter, TokenCounter
 from mosaic_it.mosaic.counts import draw_count
 from mosaic_it.mosaic.engine import draw_strategy, plan_sample, render, sample_record
-from mosaic_it.mosaic.forked import Standby
+from mosaic_it.mosaic.finisher import FINISH_BESIDE_AT, Planned, write_finished, write_lines
+from mosaic_it.mosaic.forked import Standby, core_idle
 from mosaic_it.records import instruction_text
 from mosaic_it.mosaic.layout import Layout, draw_layout
 from mosaic_it.mosaic.sources import load_source_records
@@ -75,25 +76,41 @@ class Packer:
         return chosen
 
     def build(self, ids: list[int], rng: random.Random, strategy: str, layout: Layout,
-              epoch: int) -> dict | None:
-        """The sample for the longest prefix of `ids` that fits the budget, with its exact token
-        count (None if even one record does not fit)."""
+              epoch: int) -> Planned | None:
+        """The decision for the longest prefix of `ids` that fits the budget (None if even one
+        record does not fit): its plan and exact count, or UNCOUNTED where a bound proved the fit."""
         while ids:
             texts = [self.texts[i] for i in ids]
             responses = [self.responses[i] for i in ids]
             plan = plan_sample(texts, rng, strategy, layout=layout)
-            instruction, output = render(plan, texts, responses)
-            tokens = self.exact.fit((instruction, output), self.cfg.max_tokens)
+            sides = render(plan, texts, responses)
+            tokens = self.exact.fit(sides, self.cfg.max_tokens, deferrable=True)
             if tokens is not None:
-                sample = sample_record(plan, "".join(instruction), "".join(output), ids, epoch)
-                sample["mosaic"]["max_tokens"] = self.cfg.max_tokens  # so `verify` knows the budget
-                sample["mosaic"]["tokens"] = tokens
-                return sample
+                return Planned(ids, plan, epoch, tokens, sides)
             ids = ids[:-1]
         return None
 
+    def finish(self, planned: Planned) -> dict:
+        """The sample a decision stands for, with its exact token count."""
+        ids, plan, epoch, tokens, sides = planned
+        if sides is None:
+            sides = render(plan, [self.texts[i] for i in ids], [self.responses[i] for i in ids])
+        if tokens == UNCOUNTED:
+            tokens = self.exact.count(sides)
+        instruction, output = sides
+        sample = sample_record(plan, "".join(instruction), "".join(output), ids, epoch)
+        sample["mosaic"]["max_tokens"] = self.cfg.max_tokens  # so `verify` knows the budget
+        sample["mosaic"]["tokens"] = tokens
+        return sample
+
+    def counted(self, planned: Planned) -> Planned:
+        """The decision with its exact count (its pieces at hand)."""
+        if planned.tokens != UNCOUNTED:
+            return planned
+        return planned._replace(tokens=self.exact.count(planned.sides))
+
     def epoch(self, epoch: int, rng: random.Random, np_rng: np.random.Generator, report: AugmentReport,
-              progress: Progress | None = None) -> Iterator[dict]:
+              progress: Progress | None = None) -> Iterator[Planned]:
         order = list(range(len(self.texts)))
         rng.shuffle(order)
         start = 0
@@ -102,34 +119,38 @@ class Packer:
             strategy = draw_strategy(self.cfg.strategy, rng)
             layout = draw_layout(rng)
             built = self.build(self._candidates(order, start, wanted, layout), rng, strategy, layout, epoch)
-            used = built["count"] if built else 1
+            used = len(built.ids) if built else 1
             if built is None:
                 report.skipped_too_long += 1
             else:
-                kind = built["mosaic"]["strategy"]
+                kind = built.plan.strategy
                 report.per_strategy[kind] = report.per_strategy.get(kind, 0) + 1
                 yield built
             start += used
             if progress is not None:
                 progress.update(used)
 
+    def planned(self, report: AugmentReport, show_progress: bool = True) -> Iterator[Planned]:
+        """Every epoch's decisions, in order."""
+        cfg = self.cfg
+        rng = random.Random(cfg.seed)
+        np_rng = np.random.default_rng(cfg.seed)
+        bar = progress(cfg.epochs * len(self.texts), "augment", unit="record") if show_progress else None
+        for epoch in range(cfg.epochs):
+            yield from self.epoch(epoch, rng, np_rng, report, bar)
+            report.epochs = epoch + 1
+        if bar is not None:
+            bar.close()
+        report.exact_budget_checks = self.exact.exact_checks
+
 
 def mosaic_samples(records: Sequence[dict], cfg: AugmentConfig, tokenizer: Any, report: AugmentReport,
                    show_progress: bool = True) -> Iterator[dict]:
-    counter = TokenCounter(tokenizer)
-    packer = Packer(records, cfg, counter)
-    rng = random.Random(cfg.seed)
-    np_rng = np.random.default_rng(cfg.seed)
-    bar = progress(cfg.epochs * len(records), "augment", unit="record") if show_progress else None
-    for epoch in range(cfg.epochs):
-        yield from packer.epoch(epoch, rng, np_rng, report, bar)
-        report.epochs = epoch + 1
-    if bar is not None:
-        bar.close()
-    report.exact_budget_checks = packer.exact.exact_checks
+    packer = Packer(records, cfg, TokenCounter(tokenizer))
+    return map(packer.finish, packer.planned(report, show_progress))
 
 
-def _at_least_one(samples: Iterator[dict], cfg: AugmentConfig, report: AugmentReport) -> Iterator[dict]:
+def _at_least_one(samples: Iterator[Planned], cfg: AugmentConfig, report: AugmentReport) -> Iterator[Planned]:
     """The samples; none at all raises, so the writer publishes nothing and the old output stays."""
     any_sample = False
     for sample in samples:
@@ -140,25 +161,11 @@ def _at_least_one(samples: Iterator[dict], cfg: AugmentConfig, report: AugmentRe
                             f"(each of the {report.records} records alone exceeds it); nothing written")
 
 
-def _tallied(samples: Iterator[dict], tally: StatsTally) -> Iterator[dict]:
-    for sample in samples:
-        meta = sample["mosaic"]
-        tally.add(meta, sample["count"], meta["tokens"])
-        yield sample
-
-
 def write_samples(path: str | Path, samples: Iterator[dict]) -> int:
     """write_jsonl's file, 3-4x faster: for samples (str, int, None, lists, dicts) orjson writes
     the bytes of mosaic_it.jsonl.dumps, UTF-8 and compact (tests/test_augment_json.py)."""
-    import orjson
-
-    count = 0
     with atomic_open(path, "wb") as handle:
-        for sample in samples:
-            handle.write(orjson.dumps(sample))
-            handle.write(b"\n")
-            count += 1
-    return count
+        return write_lines(handle, samples)
 
 
 def run_augment(cfg: AugmentConfig, show_progress: bool = True, tally: StatsTally | None = None) -> AugmentReport:
@@ -170,10 +177,10 @@ def run_augment(cfg: AugmentConfig, show_progress: bool = True, tally: StatsTall
     records = load_source_records(cfg.input)
     tokenizer = load_counting_tokenizer(cfg.tokenizer)
     report = AugmentReport(input=cfg.input, output=cfg.output, records=len(records))
-    samples = _at_least_one(mosaic_samples(records, cfg, tokenizer, report, show_progress), cfg, report)
-    if tally is not None:
-        samples = _tallied(samples, tally)
-    report.samples = write_samples(cfg.output, samples)
+    packer = Packer(records, cfg, TokenCounter(tokenizer))
+    planned = _at_least_one(packer.planned(report, show_progress), cfg, report)
+    beside = cfg.epochs * len(records) >= FINISH_BESIDE_AT and core_idle()
+    report.samples = write_finished(cfg.output, planned, packer.finish, tally, beside, packer.counted)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -14,6 +14,8 @@ the short string left when they are taken out, itself a sum of memoized segment 
 so no sample is tokenized. The texts are counted up front in two processes where that is safe
 (`mosaic_it.mosaic.forked`). Tokenizers and texts for which those cuts
 are not exact are counted whole. `verify` recounts every sample whole and checks the two agree.
+Where a provable bound (bound()) already shows that a sample fits, the budget check leaves its
+exact count to whoever finishes the sample (`mosaic_it.mosaic.finisher`, often another process).
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from mosaic_it.mosaic.joined import JoinedCounts
 from mosaic_it.mosaic.segments import COARSE, SegmentCounts, is_clean, splits_are_exact
 
 SAFE_EXCESS_PER_JOIN = 1
+# fit()'s answer for a sample proven to fit whose exact count is left to count() (another process).
+UNCOUNTED = -1
 # Counting fewer texts up front takes well under a second: not worth a second process.
 FORK_AT_TEXTS = 20_000
 Cut = tuple[str, int]  # the text with its interior taken out (short form), and the interior's count
@@ -91,6 +95,8 @@ class SampleCounter:
         # its interior's (they meet at a cut, so their counts add up).
         self.shorts: dict[str, str] = {}
         self.exact_checks = 0
+        # piece -> its interior's count plus its short form's UTF-8 bytes (see bound()).
+        self.bounds: dict[str, int] = {"": 0}
         self.joined = JoinedCounts(self.segments, self.tokens, self.shorts) if self.segments is not None else None
         if self.joined is None or fork_at is None or len(texts) < fork_at:
             self._learn_texts(texts)
@@ -127,9 +133,12 @@ class SampleCounter:
 
     def _add(self, piece: str, total: int, cut: Cut | None) -> None:
         self.tokens[piece] = total
-        if cut is not None:
+        if cut is None:
+            self.bounds[piece] = len(piece.encode("utf-8", "surrogatepass"))
+        else:
             self.shorts[piece] = cut[0]
             self.tokens.setdefault(cut[0], total - cut[1])
+            self.bounds[piece] = cut[1] + len(cut[0].encode("utf-8", "surrogatepass"))
 
     def _learn(self, pieces: Sequence[str]) -> None:
         for piece in pieces:
@@ -170,8 +179,24 @@ class SampleCounter:
     def side_tokens(self, pieces: Sequence[str]) -> int:
         return self.count([pieces])
 
-    def fit(self, sides: Sequence[list[str]], budget: int) -> int | None:
-        """The sample's exact token count if it fits the budget, else None."""
+    def bound(self, pieces: Sequence[str]) -> int:
+        """A side's count is at most its cut pieces' interiors plus its rest's UTF-8 bytes: a side
+        counts as its interiors plus its rest (_side), and byte-level BPE gives every token at least
+        one byte. Only for tokenizers whose cuts are exact; the pieces' counts must be known."""
+        bounds = self.bounds
+        try:
+            return sum(map(bounds.__getitem__, pieces))
+        except KeyError:  # pieces counted whole (_learn), and short forms used as pieces
+            tokens, shorts = self.tokens, self.shorts
+            for piece in pieces:
+                if piece not in bounds:
+                    short = shorts.get(piece, piece)
+                    bounds[piece] = tokens[piece] - tokens[short] + len(short.encode("utf-8", "surrogatepass"))
+            return sum(map(bounds.__getitem__, pieces))
+
+    def fit(self, sides: Sequence[list[str]], budget: int, deferrable: bool = False) -> int | None:
+        """The sample's exact token count if it fits the budget, else None. With `deferrable`,
+        UNCOUNTED where bound() alone proves it fits: count() gives the count later."""
         sums = [self.piece_sum(parts) for parts in sides]
         estimate = sum(sums)
         if estimate > budget:
@@ -179,5 +204,7 @@ class SampleCounter:
         joins = sum(max(0, len(parts) - parts.count("") - 1) for parts in sides)
         if estimate + SAFE_EXCESS_PER_JOIN * joins > budget:
             self.exact_checks += 1
+        if deferrable and self.segments is not None and sum(map(self.bound, sides)) <= budget:
+            return UNCOUNTED
         tokens = self._count(sides)
         return tokens if tokens <= budget else None

@@ -19,9 +19,24 @@ from typing import Any
 _PARALLELISM = "TOKENIZERS_PARALLELISM"
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def can_fork() -> bool:
-    return (hasattr(os, "fork") and threading.active_count() == 1
-            and len(os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)) > 1)
+    return hasattr(os, "fork") and threading.active_count() == 1 and _cores() > 1
+
+
+def core_idle() -> bool:
+    """Whether a second process would have a core to itself now: fewer processes are runnable
+    (this one included) than there are cores. Where another job keeps the cores busy, a second
+    process only adds its own overhead. True where the kernel does not say."""
+    try:
+        with open("/proc/loadavg", encoding="ascii") as handle:
+            runnable = int(handle.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return True
+    return runnable < _cores()
 
 
 def in_two(mine: Callable[[], None], theirs: Callable[[], Any]) -> Any | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Literal
 
 # Numbering templates; `{i}` is the 1-based number of the instruction within the sample.
@@ -52,16 +53,28 @@ class Layout:
         return bool(self.begin_tag)
 
     def number(self, position: int) -> str:
-        return self.numbering.format(i=position + 1) if self.numbering else ""
+        return _number(self.numbering, position) if self.numbering else ""
 
     def as_dict(self) -> dict:
         # Every field is a str or None, so a shallow dict equals asdict() without its deep copy,
         # which cost 3% of a whole augment run.
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return dict(zip(_FIELDS, self.as_tuple()))
+
+    def as_tuple(self) -> tuple:
+        return (self.numbering, self.begin_tag, self.end_tag, self.instruction_separator,
+                self.response_separator, self.meta_position, self.meta_separator)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Layout":
         return cls(**data)
+
+
+_FIELDS = tuple(f.name for f in fields(Layout))  # as_tuple()'s order (tests/test_augment_finisher.py)
+
+
+@lru_cache(maxsize=4096)
+def _number(numbering: str, position: int) -> str:
+    return numbering.format(i=position + 1)
 
 
 def draw_layout(rng: random.Random) -> Layout:
