@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,16 +28,33 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1 and _cores() > 1
 
 
-def core_idle() -> bool:
-    """Whether a second process would have a core to itself now: fewer processes are runnable
-    (this one included) than there are cores. Where another job keeps the cores busy, a second
-    process only adds its own overhead. True where the kernel does not say."""
+def core_idle(samples: int = 3, apart_s: float = 0.005) -> bool:
+    """Whether a second process would have a core to itself now: in each of a few looks, other
+    processes keep fewer cores busy than there are less one. This process's own threads do not
+    count (the tokenizer's pool may still be spinning). Where another job keeps the cores busy,
+    a second process only adds its own overhead. True where the kernel does not say."""
     try:
-        with open("/proc/loadavg", encoding="ascii") as handle:
-            runnable = int(handle.read().split()[3].split("/")[0])
+        for look in range(samples):
+            if look:
+                time.sleep(apart_s)
+            if _runnable_elsewhere() >= _cores() - 1:
+                return False
     except (OSError, ValueError, IndexError):
         return True
-    return runnable < _cores()
+    return True
+
+
+def _runnable_elsewhere() -> int:
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        runnable = int(handle.read().split()[3].split("/")[0])
+    mine = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat", encoding="ascii", errors="replace") as handle:
+                mine += handle.read().rsplit(")", 1)[1].split()[0] == "R"
+        except OSError:  # the thread has ended
+            pass
+    return runnable - mine
 
 
 def in_two(mine: Callable[[], None], theirs: Callable[[], Any]) -> Any | None:
