@@ -47,6 +47,7 @@ def records(sample_data):
 def write(records, tokenizer, path, beside: bool, finish_hook=None, **overrides) -> tuple[bytes, dict, AugmentReport]:
     cfg = AugmentConfig(epochs=2, max_tokens=overrides.pop("max_tokens", 700), wrap_mode="uniform", **overrides)
     packer = Packer(records, cfg, TokenCounter(tokenizer))
+    packer.defer = beside
     report = AugmentReport(input="-", output=str(path), records=len(records))
     tally = StatsTally()
     finish = packer.finish if finish_hook is None else finish_hook(packer.finish)
@@ -101,8 +102,10 @@ def test_an_error_while_packing_stops_the_child_and_publishes_nothing(tmp_path, 
 def test_a_decision_reads_back_from_its_line_as_it_was(records, embedded_tokenizer):
     cfg = AugmentConfig(epochs=1, max_tokens=900, strategy="both")
     packer = Packer(records, cfg, TokenCounter(embedded_tokenizer))
+    packer.defer = True
     decisions = list(packer.planned(AugmentReport(input="-", output="-", records=len(records)), False))
     assert {d.plan.strategy for d in decisions} == {"format", "order", "mask"}
+    assert 0 < sum(d.tokens == UNCOUNTED for d in decisions) < len(decisions)
     for decision in decisions:
         line = finisher.encode(decision)
         assert line.endswith(b"\n") and line.count(b"\n") == 1

@@ -21,7 +21,7 @@ from mosaic_it.mosaic.budget import UNCOUNTED, SampleCounter, TokenCounter
 from mosaic_it.mosaic.counts import draw_count
 from mosaic_it.mosaic.engine import draw_strategy, plan_sample, render, sample_record
 from mosaic_it.mosaic.finisher import FINISH_BESIDE_AT, Planned, write_finished, write_lines
-from mosaic_it.mosaic.forked import Standby, core_idle
+from mosaic_it.mosaic.forked import Standby, can_fork, core_idle
 from mosaic_it.records import instruction_text
 from mosaic_it.mosaic.layout import Layout, draw_layout
 from mosaic_it.mosaic.sources import load_source_records
@@ -57,6 +57,8 @@ class Packer:
         self.texts = [instruction_text(r) for r in records]
         self.responses = [r["output"] for r in records]
         self.exact = SampleCounter(counter, self.texts + self.responses)
+        # Leave counts that a bound shows to fit to finish(), where another process finishes.
+        self.defer = False
         tokens = self.exact.tokens
         self.record_tokens = [tokens[text] + tokens[response] for text, response in zip(self.texts, self.responses)]
 
@@ -84,7 +86,7 @@ class Packer:
             responses = [self.responses[i] for i in ids]
             plan = plan_sample(texts, rng, strategy, layout=layout)
             sides = render(plan, texts, responses)
-            tokens = self.exact.fit(sides, self.cfg.max_tokens, deferrable=True)
+            tokens = self.exact.fit(sides, self.cfg.max_tokens, deferrable=self.defer)
             if tokens is not None:
                 return Planned(ids, plan, epoch, tokens, sides)
             ids = ids[:-1]
@@ -179,8 +181,8 @@ def run_augment(cfg: AugmentConfig, show_progress: bool = True, tally: StatsTall
     report = AugmentReport(input=cfg.input, output=cfg.output, records=len(records))
     packer = Packer(records, cfg, TokenCounter(tokenizer))
     planned = _at_least_one(packer.planned(report, show_progress), cfg, report)
-    beside = cfg.epochs * len(records) >= FINISH_BESIDE_AT and core_idle()
-    report.samples = write_finished(cfg.output, planned, packer.finish, tally, beside, packer.counted)
+    packer.defer = cfg.epochs * len(records) >= FINISH_BESIDE_AT and can_fork() and core_idle()
+    report.samples = write_finished(cfg.output, planned, packer.finish, tally, packer.defer, packer.counted)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

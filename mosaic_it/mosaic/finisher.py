@@ -116,7 +116,12 @@ class _Child:
         done = mmap.mmap(-1, _DONE.size)  # shared with the child: how many samples it has written
         decisions_in, decisions_out = os.pipe()
         results_in, results_out = os.pipe()
-        pid = _fork()
+        try:
+            pid = _fork()
+        except OSError:  # no process to spare: this one finishes everything
+            for fd in (decisions_in, decisions_out, results_in, results_out):
+                os.close(fd)
+            return None
         if pid == 0:  # the child: never returns into the caller's code
             status = 1
             try:
