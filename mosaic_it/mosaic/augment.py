@@ -61,17 +61,23 @@ class Packer:
         self.defer = False
         tokens = self.exact.tokens
         self.record_tokens = [tokens[text] + tokens[response] for text, response in zip(self.texts, self.responses)]
+        self._numbers: dict[str | None, list[int]] = {}  # numbering -> the count of each number, twice
 
     def _candidates(self, order: Sequence[int], start: int, wanted: int, layout: Layout) -> list[int]:
         count = self.counter.count
         # What each item adds besides its record: its number twice, tags and separators.
         scaffold = (count(layout.begin_tag) + count(layout.end_tag) + count(layout.instruction_separator)
                     + count(layout.response_separator))
+        numbers = self._numbers.setdefault(layout.numbering, [])  # twice each position's number
         chosen: list[int] = []
-        used = META_RESERVE_TOKENS
-        for record_id in order[start : start + wanted]:
-            cost = self.record_tokens[record_id] + scaffold + 2 * count(layout.number(len(chosen)))
-            if chosen and used + cost > self.cfg.max_tokens:
+        used, budget, record_tokens = META_RESERVE_TOKENS, self.cfg.max_tokens, self.record_tokens
+        for index in range(start, min(len(order), start + wanted)):  # no slice: max_length wants all
+            record_id = order[index]
+            position = len(chosen)
+            if position == len(numbers):
+                numbers.append(2 * count(layout.number(position)))
+            cost = record_tokens[record_id] + scaffold + numbers[position]
+            if chosen and used + cost > budget:
                 break
             chosen.append(record_id)
             used += cost
