@@ -11,6 +11,10 @@ strategies), stats and plot included. The reference implementation cannot run of
 
     .venv/bin/python benchmarks/bench_augment.py [--data ../shared/data/alpaca_cleaned.json]
 
+augment finishes samples in a second process only where a core is idle when packing starts
+(mosaic_it.mosaic.forked.core_idle): on a machine kept busy by other jobs it stays in one process,
+so only a quiet run shows what the second core gives; `load_average_*` below say how busy it was.
+
 `--against DIR` also times, in the same rounds, the augment command run from another copy of the
 sources (DIR holds its `mosaic_it` and params.yaml, e.g. `git archive OLD mosaic_it params.yaml |
 tar -x -C DIR`), for a before/after ratio measured side by side, and checks the outputs are equal.
