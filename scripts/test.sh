@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -c "import pytest, hypothesis, xdist" 2>/dev/null || .venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -c "import pytest, hypothesis, xdist" 2>/dev/null || bash scripts/venv_install.sh -e '.[dev]'
 export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1 TOKENIZERS_PARALLELISM=false
 # setup.sh installs without byte-compiling; with PYTHONDONTWRITEBYTECODE set as well, no process
 # would ever cache bytecode and every process the suite starts (CLI stages, DVC, launchers) compiles

@@ -26,7 +26,7 @@ def test_setup_sh_run_again_installs_and_converts_nothing() -> None:
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [f"embedded model: {model_dir}"]
     commands = [line for line in run.stderr.splitlines() if line.startswith("+ ")]
-    assert not [c for c in commands if "pip install" in c or "venv" in c.split()[:4]]
+    assert not [c for c in commands if "pip install" in c or "venv_install" in c or "venv" in c.split()[:4]]
     assert not [c for c in commands if c.startswith("+ wait") or c.startswith("+ touch")]
     assert stamp.stat().st_mtime_ns == before
     assert [p.name for p in model_dir.parent.iterdir() if p.name.startswith(".convert-")] == []
