@@ -94,13 +94,16 @@ class Packer:
             sides = render(plan, texts, responses)
             tokens = self.exact.fit(sides, self.cfg.max_tokens, deferrable=self.defer)
             if tokens is not None:
-                return Planned(ids, plan, epoch, tokens, sides)
+                meta = plan.meta_instruction
+                return Planned(ids, plan, epoch, tokens, sides, self.exact.known(meta) if self.defer and meta else None)
             ids = ids[:-1]
         return None
 
     def finish(self, planned: Planned) -> dict:
         """The sample a decision stands for, with its exact token count."""
-        ids, plan, epoch, tokens, sides = planned
+        ids, plan, epoch, tokens, sides, known = planned
+        if known is not None:
+            self.exact.learn(plan.meta_instruction, known)
         if sides is None:
             sides = render(plan, [self.texts[i] for i in ids], [self.responses[i] for i in ids])
         if tokens == UNCOUNTED:
