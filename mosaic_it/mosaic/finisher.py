@@ -11,6 +11,7 @@ process finishes every sample itself, from the start of the file.
 """
 from __future__ import annotations
 
+import gc
 import mmap
 import os
 import signal
@@ -34,7 +35,7 @@ _PIPE_BUFFER = 1 << 16
 # Decisions go out in small writes, so the child's backlog is seen early; about 40 fill one.
 _SEND_BUFFER = 1 << 13
 # A pipe holds about 300 decisions: more waiting than this, and the child is the slower one.
-BACKLOG = 256
+BACKLOG = 64
 _DONE = struct.Struct("q")
 
 
@@ -127,6 +128,7 @@ class _Child:
         if pid == 0:  # the child: never returns into the caller's code
             status = 1
             try:
+                gc.freeze()  # the collector never walks the parent's objects (each visit copies a page)
                 os.close(decisions_out)
                 os.close(results_in)
                 tokens: list[int] = []
