@@ -31,12 +31,41 @@ def hf_loss_sum(model, example):
 def test_heldout_loss_is_exact_response_only_cross_entropy(tiny_llama_dir, records):
     model, tokenizer = load_model(str(tiny_llama_dir), "cpu")
     examples = [encode(r, tokenizer, "chat_template", 256)[0] for r in records[:6]]
-    total, tokens = response_loss(model, examples, batch_size=4, pad_id=tokenizer.pad_token_id)
+    total, tokens = response_loss(model, examples)
     expected = [hf_loss_sum(model, e) for e in examples]
     assert tokens == sum(n for _, n in expected)
     assert total == pytest.approx(sum(s for s, _ in expected), rel=1e-5)
     # A random 49k-way model is near-uniform: the loss sits close to log(vocab).
     assert abs(total / tokens - math.log(len(tokenizer))) < 1.0
+
+
+def test_packed_rows_give_each_records_own_loss_and_a_mixing_attention_runs_records_alone(tiny_llama_dir, records):
+    from mosaic_it.evaluate import heldout
+
+    model, tokenizer = load_model(str(tiny_llama_dir), "cpu")
+    examples = [encode(r, tokenizer, "chat_template", 256)[0] for r in records[6:16]]
+    expected = [hf_loss_sum(model, e) for e in examples]
+    rows = heldout.pack_rows([len(e) for e in examples], heldout.ROW_TOKENS)
+    assert len(rows) < len(examples) and sorted(k for row in rows for k in row) == list(range(len(examples)))
+    packed = heldout.record_losses(model, examples)
+    assert [n for _, n in packed] == [n for _, n in expected]
+    assert [s for s, _ in packed] == pytest.approx([s for s, _ in expected], rel=1e-5)
+    saved = model.config._attn_implementation
+    model.config._attn_implementation = "sdpa"  # transformers' own: would attend across a packed row
+    try:
+        alone = heldout.record_losses(model, examples)
+    finally:
+        model.config._attn_implementation = saved
+    assert [s for s, _ in alone] == pytest.approx([s for s, _ in expected], rel=1e-5)
+
+
+def test_rows_hold_at_most_their_budget_and_a_long_record_goes_alone():
+    from mosaic_it.evaluate.heldout import pack_rows
+
+    assert pack_rows([5, 3, 9, 4, 2], 10) == [[4, 1, 3], [0], [2]]
+    assert pack_rows([30, 3], 10) == [[1], [0]]
+    assert pack_rows([3, 3], 0) == [[0], [1]]
+    assert pack_rows([], 10) == []
 
 
 def test_adapter_directory_is_merged_into_its_base(tiny_llama_dir, tmp_path, records):

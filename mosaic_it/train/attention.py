@@ -151,6 +151,11 @@ def register_varlen() -> None:
         AttentionMaskInterface.register(name, _varlen_mask(stock))
 
 
+def keeps_samples_apart(model: Any) -> bool:
+    """Whether the model's attention cuts a packed row at its position resets (see above)."""
+    return getattr(model.config, "_attn_implementation", None) in {*VARLEN_NAMES.values(), "flash_attention_2"}
+
+
 def resolve(setting: AttnImplementation) -> str:
     """The name to hand to transformers for a `*.attn_implementation` setting."""
     if setting == "flash_attention_2":
