@@ -130,3 +130,24 @@ def test_verify_catches_a_masked_answer_that_leaks(tmp_path, records_file, embed
     problems = check_sample(leaked, records, counter, 2048)
     assert any("appears in the output" in p for p in problems)
     assert any("differs from its re-rendering" in p for p in problems)
+
+
+def test_a_masked_response_equal_to_an_answered_one_is_not_a_leak(embedded_tokenizer):
+    """Found by hypothesis: untagged numbering, and the masked record's response equals the
+    answered one's, so its rendering is in the output once, as the answered record's."""
+    records = [{"instruction": "0", "input": "", "output": "0"}, {"instruction": "0", "input": "0", "output": "0"}]
+    meta = {"source_ids": [1, 0], "strategy": "mask", "rule": "WORD_LONG", "response_ids": [0], "epoch": 1,
+            "rule_args": {"k": 1},
+            "format": {"numbering": None, "begin_tag": "<<RESPONSE>>", "end_tag": "<<END RESPONSE>>",
+                       "instruction_separator": "\n\n", "response_separator": "\n\n\n",
+                       "meta_position": "after", "meta_separator": "\n\n"},
+            "meta_instruction": "Mark the start of each answer with <<RESPONSE>> and its end with <<END RESPONSE>>. "
+                                "Leave the 1 wordiest instruction(s) unanswered.", "max_tokens": 80}
+    sample = {"instruction": "0\n0\n\n0\n\n" + meta["meta_instruction"], "input": "",
+              "output": "<<RESPONSE>>0<<END RESPONSE>>", "count": 2, "mosaic": meta}
+    counter = TokenCounter(embedded_tokenizer)
+    meta["tokens"] = counter.count(sample["instruction"]) + counter.count(sample["output"])
+    assert check_sample(sample, records, counter) == []
+    twice = json.loads(json.dumps(sample))
+    twice["output"] += meta["format"]["response_separator"] + "<<RESPONSE>>0<<END RESPONSE>>"
+    assert any("appears in the output" in p for p in check_sample(twice, records, counter))

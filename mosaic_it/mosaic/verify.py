@@ -77,11 +77,18 @@ def _announces_numbers(meta_instruction: str, numbers: Sequence[int]) -> bool:
 def _masked_absent(sample: dict, records: Sequence[dict], layout: Layout) -> Iterator[str]:
     meta = sample["mosaic"]
     kept = set(meta["response_ids"])
+
+    def shown(position: int, record_id: int) -> str:
+        return layout.number(position) + layout.begin_tag + records[record_id]["output"] + layout.end_tag
+
+    answered = [shown(p, r) for p, r in enumerate(meta["source_ids"]) if r in kept]
     for position, record_id in enumerate(meta["source_ids"]):
         if record_id in kept:
             continue
-        segment = layout.number(position) + layout.begin_tag + records[record_id]["output"] + layout.end_tag
-        if segment in sample["output"] and not any(segment in records[k]["output"] for k in kept):
+        segment = shown(position, record_id)
+        # Answered records may show the same text (equal responses and no numbering, or a response
+        # that quotes it): only more occurrences than they account for are a leak.
+        if sample["output"].count(segment) > sum(text.count(segment) for text in answered):
             yield f"masked response of record {record_id} appears in the output"
 
 
