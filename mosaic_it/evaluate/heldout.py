@@ -11,7 +11,6 @@ from mosaic_it.progress import progress
 from mosaic_it.records import instruction_text
 from mosaic_it.train.data import IGNORE, Example, encode
 
-
 ROW_TOKENS = 2048  # held-out records packed into rows of about this many tokens
 
 
