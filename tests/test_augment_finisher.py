@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import threading
 
 import pytest
 
@@ -17,22 +16,6 @@ from mosaic_it.mosaic.budget import UNCOUNTED, SampleCounter, TokenCounter
 from mosaic_it.mosaic.stats import StatsTally
 
 from test_budget_segments import ADVERSARIAL, JOINS, whole
-
-
-@pytest.fixture()
-def can_fork():
-    """Forking waits for a process without other Python threads; tqdm leaves a monitor thread
-    behind after a bar (another test's), so stop it here."""
-    from tqdm import tqdm
-
-    interval, tqdm.monitor_interval = tqdm.monitor_interval, 0
-    if tqdm.monitor is not None:
-        tqdm.monitor.exit()
-        tqdm.monitor = None
-    if not forked.can_fork():
-        pytest.skip(f"needs os.fork, two cores and no other thread: {threading.enumerate()}")
-    yield
-    tqdm.monitor_interval = interval
 
 
 @pytest.fixture(scope="module")

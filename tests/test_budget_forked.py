@@ -11,22 +11,7 @@ import pytest
 from mosaic_it.mosaic import forked
 from mosaic_it.mosaic.budget import SampleCounter, TokenCounter
 
-
-
-@pytest.fixture(autouse=True)
-def no_other_threads():
-    """Forking waits for a process without other Python threads; tqdm leaves a monitor thread
-    behind after a bar (verify's, in another test), so stop it for these tests."""
-    from tqdm import tqdm
-
-    interval, tqdm.monitor_interval = tqdm.monitor_interval, 0
-    if tqdm.monitor is not None:
-        tqdm.monitor.exit()
-        tqdm.monitor = None
-    if not forked.can_fork():
-        pytest.skip(f"needs os.fork, two cores and no other thread: {threading.enumerate()}")
-    yield
-    tqdm.monitor_interval = interval
+pytestmark = pytest.mark.usefixtures("can_fork")
 
 
 @pytest.fixture(scope="module")
