@@ -95,7 +95,7 @@ class SampleCounter:
         # its interior's (they meet at a cut, so their counts add up).
         self.shorts: dict[str, str] = {}
         self.exact_checks = 0
-        # piece -> its interior's count plus its short form's UTF-8 bytes (see bound()).
+        # piece -> its interior's count plus its short form's UTF-8 bytes (see bound()), as first used.
         self.bounds: dict[str, int] = {"": 0}
         self.joined = JoinedCounts(self.segments, self.tokens, self.shorts) if self.segments is not None else None
         if self.joined is None or fork_at is None or len(texts) < fork_at:
@@ -145,12 +145,9 @@ class SampleCounter:
 
     def _add(self, piece: str, total: int, cut: Cut | None) -> None:
         self.tokens[piece] = total
-        if cut is None:
-            self.bounds[piece] = len(piece.encode("utf-8", "surrogatepass"))
-        else:
+        if cut is not None:
             self.shorts[piece] = cut[0]
             self.tokens.setdefault(cut[0], total - cut[1])
-            self.bounds[piece] = cut[1] + len(cut[0].encode("utf-8", "surrogatepass"))
 
     def _learn(self, pieces: Sequence[str]) -> None:
         for piece in pieces:
@@ -198,7 +195,7 @@ class SampleCounter:
         bounds = self.bounds
         try:
             return sum(map(bounds.__getitem__, pieces))
-        except KeyError:  # pieces counted whole (_learn), and short forms used as pieces
+        except KeyError:  # a piece's first bound
             tokens, shorts = self.tokens, self.shorts
             for piece in pieces:
                 if piece not in bounds:
