@@ -16,7 +16,7 @@ import mmap
 import os
 import signal
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -132,13 +132,17 @@ class _Child:
                 os.close(decisions_out)
                 os.close(results_in)
                 tokens: list[int] = []
-                with os.fdopen(decisions_in, "rb", _PIPE_BUFFER) as lines, \
-                        os.fdopen(os.dup(handle.fileno()), "wb", _PIPE_BUFFER) as output:
+
+                def finished(lines: Iterable[bytes]) -> Iterator[dict]:
                     for line in lines:
                         sample = finish(decode(line))
                         tokens.append(sample["mosaic"]["tokens"])
-                        output.write(orjson.dumps(sample, option=orjson.OPT_APPEND_NEWLINE))
-                        _DONE.pack_into(done, 0, len(tokens))
+                        yield sample
+                        _DONE.pack_into(done, 0, len(tokens))  # resumed once the sample is written
+
+                with os.fdopen(decisions_in, "rb", _PIPE_BUFFER) as lines, \
+                        os.fdopen(os.dup(handle.fileno()), "wb", _PIPE_BUFFER) as output:
+                    write_lines(output, finished(lines))
                 with os.fdopen(results_out, "wb") as results:
                     results.write(orjson.dumps(tokens))
                 status = 0
