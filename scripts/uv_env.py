@@ -24,7 +24,7 @@ PIP_TO_UV = {
     "proxy": ("HTTPS_PROXY", " "),
 }
 # Settings that change which files pip picks and that this script does not translate: with any of
-# them set, setup.sh installs with pip itself.
+# them set, venv_install.sh installs with pip itself.
 UNTRANSLATED = {"no-index", "no-binary", "only-binary", "prefer-binary", "pre", "require-hashes", "no-build-isolation"}
 SECTION_RANK = {":env:": 0, "install": 1, "global": 2}
 
