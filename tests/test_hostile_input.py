@@ -53,7 +53,7 @@ def jsonl(*rows) -> bytes:
 # --- the one input format --------------------------------------------------------------------
 
 @pytest.mark.parametrize("data,message", [
-    (gzip.compress(jsonl(GOOD)), "gzip-compressed file: decompress it first"),
+    (gzip.compress(jsonl(GOOD), mtime=0), "gzip-compressed file: decompress it first"),
     (jsonl(GOOD).decode().encode("utf-16"), "UTF-16 or UTF-32 text: save it as UTF-8"),
     (jsonl(GOOD).decode().encode("utf-16-le"), "UTF-16 or UTF-32 text: save it as UTF-8"),
     (jsonl(GOOD) + b'{"instruction": "caf\xe9"}\n', ":2: not valid UTF-8"),
