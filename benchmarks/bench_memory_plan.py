@@ -1,12 +1,15 @@
 """The memory plan's estimate against measured peak memory, on models this machine can train.
 
-Each configuration runs in a fresh process: it reads its resident set size (RSS) before the
-model loads, loads the model and optimizer exactly as `mosaic-it train` does, resets the
-kernel's peak-RSS mark (`echo 5 > /proc/self/clear_refs`, so loading transients such as the
-safetensors mmap do not count), runs three optimizer steps on micro-batches of random token ids
-(every sample max_length long, loss on every token) and reads the peak back (VmHWM).
-measured = peak RSS - RSS before loading; it is compared with `estimate(...).peak` for a CPU
-device (no CUDA context, no allocator fragmentation). Linux only; one thread per process.
+Each configuration runs in a fresh process: it first loads the model and takes one step, then
+frees them (a warm-up, so that code and library state loaded on first use, which hold no tensor,
+are resident before the baseline), reads its resident set size (RSS), loads the model and
+optimizer exactly as `mosaic-it train` does, resets the kernel's peak-RSS mark (`echo 5 >
+/proc/self/clear_refs`, so loading transients such as the safetensors mmap do not count), runs
+three optimizer steps on micro-batches of random token ids (every sample max_length long, loss
+on every token) and reads the peak back (VmHWM).
+measured = peak RSS - RSS of the warm process before loading; it is compared with
+`estimate(...).peak` for a CPU device (no CUDA context, no allocator fragmentation). Linux only;
+one thread per process.
 
 With --device cuda (bf16 autocast, LoRA bases in bf16) the measured figures are the allocator's:
 torch.cuda.max_memory_allocated over loading and the steps (compared with the estimate less its
@@ -78,6 +81,22 @@ def make_tiny(target: Path) -> Path:
     return target
 
 
+def warm(cfg, device: torch.device, batch) -> None:
+    import gc
+
+    from mosaic_it.train.loop import sum_loss
+    from mosaic_it.train.model import load_model
+    from mosaic_it.train.optim import make_optimizer
+
+    model = load_model(cfg, device, None)
+    optimizer = make_optimizer(model, cfg)
+    model.train()
+    sum_loss(model, batch, device, None).backward()
+    optimizer.step()
+    del model, optimizer
+    gc.collect()
+
+
 def measure_one(case: dict) -> dict:
     from mosaic_it.config.train import TrainConfig
     from mosaic_it.plan.estimate import estimate
@@ -106,7 +125,13 @@ def measure_one(case: dict) -> dict:
         free, total = torch.cuda.mem_get_info(device)
         extra["context"] = total - free
     else:
+        # A first load and step, thrown away: code, library state and kernels that load lazily on
+        # first use stay resident but are no tensor's memory (the plan counts tensors, as
+        # max_memory_allocated does on a GPU); measured from a warm process, they drop out.
+        start = _status("VmRSS")
+        warm(cfg, device, batch)
         before = _status("VmRSS")
+        extra["warm_residue"] = before - start
     model = load_model(cfg, device, amp)
     optimizer = make_optimizer(model, cfg)
     model.train()

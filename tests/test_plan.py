@@ -59,11 +59,17 @@ def test_activation_formula_per_layer_and_head():
                                    num_attention_heads=2, num_key_value_heads=1))
     setup = Setup(method="full", dtype="fp32", batch_size=2, max_length=5, device="cpu")
     layer = 2 * 8 + 3 * 8 + 2 * 4 + 4 * 16  # h=8, q=8, kv=4, i=16 elements per token
-    head = 10 * 100 * 16 + 2 * 8 * 4 * 10  # logits, log-softmax and the gradient of each; final norm
+    head = 10 * 100 * 12 + 2 * 8 * 4 * 10  # saved log-softmax, its gradient, the logits' gradient; final norm
     assert activation_bytes(shape, setup) == 3 * layer * 4 * 10 + head
     recompute = Setup(method="full", dtype="fp32", batch_size=2, max_length=5, device="cpu",
                       gradient_checkpointing=True)
-    assert activation_bytes(shape, recompute) == (3 * 8 + layer) * 4 * 10 + head
+    # The layer inputs stay; one recomputed layer and the head's tensors never coexist.
+    assert activation_bytes(shape, recompute) == 3 * 8 * 4 * 10 + max(layer * 4 * 10, head)
+    wide = shape_from_config(dict(vocab_size=4, hidden_size=8, intermediate_size=16, num_hidden_layers=3,
+                                  num_attention_heads=2, num_key_value_heads=1))
+    wide_head = 10 * 4 * 12 + 2 * 8 * 4 * 10
+    assert layer * 4 * 10 > wide_head
+    assert activation_bytes(wide, recompute) == 3 * 8 * 4 * 10 + layer * 4 * 10
 
 
 def test_the_cheapest_change_that_fits():
@@ -151,4 +157,50 @@ def test_bf16_head_and_full_fine_tuning_weight_copies():
     # Recomputed layers cast their weights again in backward: only the head's and one layer's copies are held.
     recompute = Setup(method="full", dtype="bf16", batch_size=2, max_length=5, device="cpu", gradient_checkpointing=True)
     copies = 2 * (100 * 8 + shape.layer_linear_params())
-    assert activation_bytes(shape, recompute) == 3 * 8 * 2 * 10 + layer * 2 * 10 + head + copies
+    assert activation_bytes(shape, recompute) == 3 * 8 * 2 * 10 + max(layer * 2 * 10, head) + copies
+
+
+def test_checkpointed_activations_equal_what_a_real_step_holds_at_its_peak(tiny_llama_dir):
+    """One fp32 training step with gradient checkpointing, every tensor storage followed by torch's
+    MemTracker: at the step's peak (the loss's backward) the live activations and temporaries are
+    the layer inputs and three fp32 vocabulary-sized tensors per target, as the plan counts. The
+    earlier formula (16 bytes per logit, plus one recomputed layer on top) was 33% over here."""
+    import dataclasses
+
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    from mosaic_it.plan.fit import setup_from_config
+    from mosaic_it.train.batching import collate
+    from mosaic_it.train.data import Example
+    from mosaic_it.train.loop import sum_loss
+    from mosaic_it.train.model import load_model
+    from mosaic_it.train.optim import make_optimizer
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(model=str(tiny_llama_dir), method="full", batch_size=2, max_length=64,
+                      gradient_checkpointing=True, dtype="fp32", device="cpu")
+    shape = load_shape(cfg.model)
+    ids = torch.randint(0, shape.vocab, (2, 64)).tolist()
+    batch = collate([Example(row, list(row)) for row in ids], "dynamic", 64, 0)
+    cpu = torch.device("cpu")
+    model = load_model(cfg, cpu)
+    optimizer = make_optimizer(model, cfg)
+    model.train()
+
+    def step():
+        (sum_loss(model, batch, cpu, None) / batch.target_tokens).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()  # AdamW's moments exist from the first step on
+    tracker = MemTracker()
+    tracker.track_external(model, optimizer, *batch.tensors.values(), batch.targets)
+    with tracker:
+        step()
+    peak = {str(kind).rsplit(".", 1)[-1]: size for kind, size in tracker.get_tracker_snapshot("peak")[cpu].items()}
+    setup = dataclasses.replace(setup_from_config(cfg, "cpu", False), tokens=batch.real_tokens,
+                                target_tokens=batch.target_tokens)
+    plan = estimate(shape, setup)
+    assert peak["PARAM"] == plan.weights
+    assert peak["ACT"] + peak["TEMP"] == pytest.approx(plan.activations, rel=0.02)
+    assert peak["TEMP"] == 2 * 4 * shape.vocab * batch.target_tokens  # two fp32 gradients of the log-probs

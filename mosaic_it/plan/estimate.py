@@ -12,11 +12,18 @@ hidden h, attention widths q (heads x head_dim) and k (kv heads x head_dim), MLP
             + 4i (gate, up, SiLU(gate), SiLU(gate) * up)
 plus, with LoRA dropout, a byte mask over each targeted module's input and the rank-r output of
 its A matrix. Attention itself keeps O(s) (flash / memory-efficient / the varlen path); `eager`
-adds heads x s^2 x 2a per sample. Gradient checkpointing keeps only each layer's input (h) and
-one layer's full set. The output head's vocabulary-sized tensors per target token, at their
-peak in the loss's backward: the saved log-softmax output, its gradient, the loss gradient and
-a temporary (16V bytes in fp32, as measured on CPU); under bf16 autocast 12V (the fp32 copy of the
-bf16 logits is gone by then; fitted to the allocator's peaks on an H200, docs/benchmarks.md). Full
+adds heads x s^2 x 2a per sample. The output head's vocabulary-sized tensors per target token,
+at their peak in the loss's backward, are three fp32 tensors whatever the autocast dtype (the
+loss runs on fp32 logits): the log-softmax output autograd saved, the gradient nll_loss's
+backward writes into it and the gradient log-softmax's backward writes for the logits, 12V
+bytes. The logits themselves (and under autocast their fp32 copy) are saved by no node and are
+freed when the forward returns. (Torch's MemTracker, which follows every storage, on CPU: 766.5
+MiB of temporaries and 383 MiB saved at the peak for 2,044 targets x 49,152 logits, exactly 12V;
+under bf16 the H200's allocator peaks gave the same 12V, docs/benchmarks.md.) Gradient checkpointing keeps each layer's
+input (h); backward recomputes one layer at a time, and only after the head's backward has
+freed its vocabulary-sized tensors, so the larger of the two transients is the peak, not their
+sum (on CPU the checkpointed step peaks in the loss's backward, holding the head's tensors and
+the layer inputs, and nothing recomputed). Full
 fine-tuning under bf16 autocast also keeps a bf16 copy of every weight from forward to backward
 (2P; with gradient checkpointing only the output head's and one layer's, since recomputed layers
 cast again; not under FSDP, whose bf16 policy gathers bf16 weights, counted below). These counts were
@@ -107,18 +114,19 @@ def activation_bytes(shape: ModelShape, setup: Setup) -> float:
     per_sample = tokens / max(setup.batch_size, 1)
     attention = shape.heads * per_sample * 2 * a if setup.attention == "eager" else 0  # per token
     layer_total = (layer + attention) * tokens
+    head = targets * shape.vocab * 12 + 2 * h * a * tokens
     if setup.gradient_checkpointing:
-        decoder = shape.layers * h * a * tokens + layer_total
+        # Recompute starts after the head's backward has freed its tensors: they never coexist.
+        decoder_and_head = shape.layers * h * a * tokens + max(layer_total, head)
     else:
-        decoder = shape.layers * layer_total
-    head = targets * shape.vocab * (12 if a == 2 else 16) + 2 * h * a * tokens
+        decoder_and_head = shape.layers * layer_total + head
     # Autocast's bf16 casts of fp32 weights; FSDP's bf16 policy gathers bf16 weights instead (`gathered`).
     # Recomputed layers keep none of theirs: one layer's at a time, plus the output head's.
     weight_copies = 0
     if setup.method == "full" and a == 2 and not sharded(setup):
         weight_copies = 2 * (shape.vocab * h + shape.layer_linear_params() if setup.gradient_checkpointing
                              else shape.total_params())
-    return decoder + head + weight_copies
+    return decoder_and_head + weight_copies
 
 
 def estimate(shape: ModelShape, setup: Setup) -> MemoryPlan:
