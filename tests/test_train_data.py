@@ -6,7 +6,7 @@ import pytest
 from mosaic_it.errors import InputFileError
 from mosaic_it.jsonl import write_jsonl
 from mosaic_it.records import instruction_text
-from mosaic_it.train.data import IGNORE, VICUNA_SYSTEM, encode, encode_all, load_records
+from mosaic_it.train.data import IGNORE, VICUNA_SYSTEM, encode, encode_all, encode_many, load_records, render_pair
 
 RECORD = {"instruction": "Name two primes.", "input": "Below ten, please.", "output": "Two and seven."}
 
@@ -47,6 +47,20 @@ def test_truncation_is_counted_and_prompt_only_samples_are_dropped(embedded_toke
     examples, stats = encode_all([RECORD, long, huge_prompt], embedded_tokenizer, "chat_template", 64)
     assert (stats.records, stats.truncated, stats.dropped) == (3, 1, 1)
     assert len(examples) == 2 and max(len(e) for e in examples) == 64
+
+
+@pytest.mark.parametrize("prompt_format", ["chat_template", "vicuna"])
+def test_one_batched_call_gives_each_record_the_ids_of_tokenizing_it_alone(embedded_tokenizer, prompt_format):
+    records = [RECORD, {"instruction": "Übersetze: ☃ ≠ 🙂", "input": "  tabs\tand\nlines ", "output": "Schneemann."},
+               {"instruction": "Repeat.", "input": "", "output": "word " * 300}, {"instruction": "word " * 300, "input": "", "output": "ok"}]
+    batched = encode_many(records, embedded_tokenizer, prompt_format, 128)
+    assert batched == [encode(record, embedded_tokenizer, prompt_format, 128) for record in records]
+    assert [truncated for _, truncated in batched] == [False, False, True, True] and batched[3][0] is None
+    if prompt_format == "chat_template":  # against the tokenizer called once per text, directly
+        prompt, response = render_pair(records[1], embedded_tokenizer, prompt_format)
+        alone = [embedded_tokenizer(text, add_special_tokens=False)["input_ids"] for text in (prompt, response)]
+        assert batched[1][0].input_ids == alone[0] + alone[1]
+    assert encode_many([], embedded_tokenizer, prompt_format, 128) == []
 
 
 def test_records_and_mosaic_samples_load_alike(tmp_path):

@@ -9,7 +9,7 @@ from mosaic_it.evaluate.context import EvalContext, Metrics
 from mosaic_it.evaluate.items import aggregate, short_hash, write_items
 from mosaic_it.progress import progress
 from mosaic_it.records import instruction_text
-from mosaic_it.train.data import IGNORE, Example, encode
+from mosaic_it.train.data import IGNORE, Example, encode_many
 
 ROW_TOKENS = 2048  # held-out records packed into rows of about this many tokens
 
@@ -71,8 +71,9 @@ def response_loss(model: Any, examples: list[Example]) -> tuple[float, int]:
 def run(ctx: EvalContext) -> Metrics:
     cfg = ctx.cfg
     ids, examples = [], []
-    for index, record in enumerate(ctx.heldout_records[: cfg.heldout_limit]):
-        example, _ = encode(record, ctx.tokenizer, cfg.prompt_format, cfg.heldout_max_tokens)
+    records = ctx.heldout_records[: cfg.heldout_limit]
+    encoded = encode_many(records, ctx.tokenizer, cfg.prompt_format, cfg.heldout_max_tokens)
+    for index, (record, (example, _)) in enumerate(zip(records, encoded)):
         if example is not None:
             # Position and content: the same record of the fixed held-out split in every arm and seed.
             ids.append(f"{index}:{short_hash(instruction_text(record) + chr(0) + record['output'])}")

@@ -97,45 +97,59 @@ def render_pair(record: dict[str, str], tokenizer: Any, prompt_format: str) -> t
     return prompt, output + end_of_turn
 
 
-def encode_vicuna(record: dict[str, str], tokenizer: Any) -> tuple[list[int], list[int]]:
+def vicuna_pairs(records: list[dict[str, str]], tokenizer: Any) -> list[tuple[list[int], list[int]]]:
     """FastChat v1.1 tokenisation: the whole conversation in one call, loss from after "ASSISTANT:".
 
     The answer's first token carries the space before it (" Two"), as when FastChat tokenises
     the conversation whole; the loss covers the answer and the end-of-sequence token.
     """
-    prompt = render_prompt(instruction_text(record), tokenizer, "vicuna")
-    text = f"{prompt} {record['output']}{tokenizer.eos_token}"
     if not getattr(tokenizer, "is_fast", False):
         raise MosaicItError("train.prompt_format=vicuna needs a fast tokenizer (character offsets); "
                             "use chat_template")
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = encoded["input_ids"]
-    start = next((i for i, (begin, _) in enumerate(encoded["offset_mapping"]) if begin >= len(prompt)), len(ids))
-    return ids, [IGNORE] * start + ids[start:]
+    prompts = [render_prompt(instruction_text(record), tokenizer, "vicuna") for record in records]
+    texts = [f"{prompt} {record['output']}{tokenizer.eos_token}" for prompt, record in zip(prompts, records)]
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    pairs = []
+    for prompt, ids, offsets in zip(prompts, encoded["input_ids"], encoded["offset_mapping"]):
+        start = next((i for i, (begin, _) in enumerate(offsets) if begin >= len(prompt)), len(ids))
+        pairs.append((ids, [IGNORE] * start + ids[start:]))
+    return pairs
+
+
+def chat_pairs(records: list[dict[str, str]], tokenizer: Any, prompt_format: str) -> list[tuple[list[int], list[int]]]:
+    """Prompt and response tokenised apart, so the loss mask falls exactly between them."""
+    rendered = [render_pair(record, tokenizer, prompt_format) for record in records]
+    prompts = tokenizer([prompt for prompt, _ in rendered], add_special_tokens=False)["input_ids"]
+    responses = tokenizer([response for _, response in rendered], add_special_tokens=False)["input_ids"]
+    return [(prompt + response, [IGNORE] * len(prompt) + response) for prompt, response in zip(prompts, responses)]
+
+
+def encode_many(records: list[dict[str, str]], tokenizer: Any, prompt_format: str,
+                max_length: int) -> list[tuple[Example | None, bool]]:
+    """(example, truncated) per record; the example is None when the prompt leaves no room.
+    Each part goes through the tokenizer in one batched call: the same ids as one call per
+    record, without a round trip through Python per text."""
+    if not records:
+        return []
+    pairs = (vicuna_pairs(records, tokenizer) if prompt_format == "vicuna"
+             else chat_pairs(records, tokenizer, prompt_format))
+    results: list[tuple[Example | None, bool]] = []
+    for ids, labels in pairs:
+        truncated = len(ids) > max_length
+        ids, labels = ids[:max_length], labels[:max_length]
+        learnable = any(label != IGNORE for label in labels)
+        results.append((Example(ids, labels) if learnable else None, truncated))
+    return results
 
 
 def encode(record: dict[str, str], tokenizer: Any, prompt_format: str, max_length: int) -> tuple[Example | None, bool]:
-    """Token ids and labels for one record; returns (None, _) when the prompt leaves no room."""
-    if prompt_format == "vicuna":
-        ids, labels = encode_vicuna(record, tokenizer)
-    else:
-        prompt, response = render_pair(record, tokenizer, prompt_format)
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
-        ids = prompt_ids + response_ids
-        labels = [IGNORE] * len(prompt_ids) + response_ids
-    truncated = len(ids) > max_length
-    ids, labels = ids[:max_length], labels[:max_length]
-    if all(label == IGNORE for label in labels):
-        return None, truncated
-    return Example(ids, labels), truncated
+    return encode_many([record], tokenizer, prompt_format, max_length)[0]
 
 
 def encode_all(records: list[dict[str, str]], tokenizer: Any, prompt_format: str, max_length: int) -> tuple[list[Example], EncodeStats]:
     stats = EncodeStats(records=len(records))
     examples = []
-    for record in records:
-        example, truncated = encode(record, tokenizer, prompt_format, max_length)
+    for example, truncated in encode_many(records, tokenizer, prompt_format, max_length):
         stats.truncated += int(truncated and example is not None)
         if example is None:
             stats.dropped += 1
