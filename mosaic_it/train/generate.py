@@ -6,28 +6,30 @@ from typing import Any
 import torch
 
 from mosaic_it.train.compile import eager
-from mosaic_it.train.data import render_prompt
+from mosaic_it.train.fsdp import is_sharded
 
 
 @torch.no_grad()
 def sample_generations(model: Any, tokenizer: Any, prompts: list[str], prompt_format: str,
-                       max_new_tokens: int, device: torch.device) -> list[dict[str, str]]:
+                       max_new_tokens: int) -> list[dict[str, str]]:
+    """Evaluation's generation path: on CPU all prompts decode together, each answer the one HF
+    generate gives that prompt alone."""
+    from mosaic_it.config.evaluate import GenerationConfig
+    from mosaic_it.evaluate.generate import generate
+
     if not prompts or max_new_tokens <= 0:
         return []
-    was_training = model.training
+    # Sharded layers run only inside the model's own forward: HF generate, one prompt at a time.
+    sharded = is_sharded(model)
+    settings = GenerationConfig(max_new_tokens=max_new_tokens, cache_dir=None, batching="static" if sharded else "auto",
+                                batch_size=1 if sharded else len(prompts))
+    core = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA layers stay in place
+    was_training, sides = model.training, (tokenizer.padding_side, tokenizer.truncation_side)
     model.eval()
-    with eager():
-        results = [_answer(model, tokenizer, prompt, prompt_format, max_new_tokens, device) for prompt in prompts]
-    model.train(was_training)
-    return results
-
-
-def _answer(model: Any, tokenizer: Any, prompt: str, prompt_format: str, max_new_tokens: int,
-            device: torch.device) -> dict[str, str]:
-    text = render_prompt(prompt, tokenizer, prompt_format)
-    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                         do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    answer = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-    return {"prompt": prompt, "response": answer}
+    try:
+        with eager():
+            answers = generate(core, tokenizer, prompts, settings, desc="samples", prompt_format=prompt_format)
+    finally:
+        model.train(was_training)
+        tokenizer.padding_side, tokenizer.truncation_side = sides  # the tokenizer saved with the model
+    return [{"prompt": prompt, "response": answer} for prompt, answer in zip(prompts, answers)]

@@ -189,13 +189,13 @@ def _train(cfg: TrainConfig, tracking: TrackingConfig, cost: CostConfig, info: D
         if shard:  # gathering and a sharded forward are collectives: every rank takes part
             full_state = fsdp.full_state(model, info, trainable_only=cfg.method == "lora")
             samples = sample_generations(model, tokenizer, cfg.sample_prompts, cfg.prompt_format,
-                                         cfg.sample_max_new_tokens, device)
+                                         cfg.sample_max_new_tokens)
         if info.is_main:
             def bill() -> dict[str, float]:  # the stage clock stops after the last heavy write
                 return costs.stage_cost(clock.elapsed(), counters.wall_seconds, info.devices(device.type),
                                         cost.usd_per_device_hour)
 
-            _write_outputs(result, cfg, model, tokenizer, device, tracking, run is not None, bill,
+            _write_outputs(result, cfg, model, tokenizer, tracking, run is not None, bill,
                            full_state, samples)
         barrier(info)
     if info.is_main:
@@ -221,7 +221,7 @@ def _progress(total: int, to_mlflow: bool, every: int) -> Callable[[StepLog], No
     return on_step
 
 
-def _write_outputs(result: TrainResult, cfg: TrainConfig, model: Any, tokenizer: Any, device: torch.device,
+def _write_outputs(result: TrainResult, cfg: TrainConfig, model: Any, tokenizer: Any,
                    tracking: TrackingConfig, to_mlflow: bool,
                    bill: Callable[[], dict[str, float]] = dict, full_state: dict[str, torch.Tensor] | None = None,
                    samples: list[dict[str, str]] | None = None) -> None:
@@ -230,7 +230,7 @@ def _write_outputs(result: TrainResult, cfg: TrainConfig, model: Any, tokenizer:
     save_trained(model, tokenizer, result.model_dir, full_state)  # replaces an older model/ only once complete
     if samples is None:
         samples = sample_generations(model, tokenizer, cfg.sample_prompts, cfg.prompt_format,
-                                     cfg.sample_max_new_tokens, device)
+                                     cfg.sample_max_new_tokens)
     write_json(out / "samples.json", samples)
     logged = None
     if to_mlflow and tracking.log_model:  # before the metrics: MLflow links a run's later metrics to its model
