@@ -6,7 +6,8 @@ Bytes per parameter (P total, T trainable; W devices under FSDP, 1 otherwise):
   4T, their gradients 4T and AdamW moments 8T.
 Activations saved for backward, per token of a micro-batch (b samples x s tokens), in the
 activation dtype (a = 2 under bf16 autocast, 4 in fp32), for one Llama-style decoder layer with
-hidden h, attention widths q (heads x head_dim) and k (kv heads x head_dim), MLP width i:
+hidden h, attention widths q (heads x head_dim) and k (kv heads x head_dim), MLP width i: when
+every weight trains, what saved-tensor hooks count (full_layer_bytes); for LoRA
     layer = 2h (the two RMSNorm outputs; their inputs are the residual stream, already counted)
             + 3q + 2k (rotated q and k, v, the attention output and its contiguous copy for o_proj)
             + 4i (gate, up, SiLU(gate), SiLU(gate) * up)
@@ -19,19 +20,22 @@ backward writes into it and the gradient log-softmax's backward writes for the l
 bytes. The logits themselves (and under autocast their fp32 copy) are saved by no node and are
 freed when the forward returns. (Torch's MemTracker, which follows every storage, on CPU: 766.5
 MiB of temporaries and 383 MiB saved at the peak for 2,044 targets x 49,152 logits, exactly 12V;
-under bf16 the H200's allocator peaks gave the same 12V, docs/benchmarks.md.) Gradient checkpointing keeps each layer's
-input (h); backward recomputes one layer at a time, and only after the head's backward has
-freed its vocabulary-sized tensors, so the larger of the two transients is the peak, not their
-sum (on CPU the checkpointed step peaks in the loss's backward, holding the head's tensors and
-the layer inputs, and nothing recomputed). Full
+under bf16 the H200's allocator peaks gave the same 12V, docs/benchmarks.md.) Gradient
+checkpointing keeps each layer's input (h); backward recomputes one layer at a time, and only
+after the head's backward has freed its vocabulary-sized tensors, so the larger of the two
+transients is the peak, not their sum (on CPU the checkpointed step peaks in the loss's
+backward, holding the head's tensors and the layer inputs, and nothing recomputed). Full
 fine-tuning under bf16 autocast also keeps a bf16 copy of every weight from forward to backward
 (2P; with gradient checkpointing only the output head's and one layer's, since recomputed layers
-cast again; not under FSDP, whose bf16 policy gathers bf16 weights, counted below). These counts were
-checked against the tensors autograd actually saves (saved-tensor hooks) on SmolLM2-135M: the
-decoder term within 2%.
-The peak is weights + optimizer state + activations + gradients: the head's and embeddings'
-gradients appear at the start of backward, when nearly every activation is still held (a 1B full
-fine-tune on an H200 peaked 11% above weights + optimizer + max(activations, gradients)).
+cast again; not under FSDP, whose bf16 policy gathers bf16 weights, counted below). The LoRA
+layer term was checked against saved-tensor hooks on SmolLM2-135M (fp32): within 2%.
+The peak is weights + optimizer state + max(activations, gradients). Gradients are freed
+(set to None) after each step and appear during backward as the activations are freed, layer by
+layer; a layer's activations outweigh its weights' gradients, so the step peaks either in the
+loss's backward (no gradient yet: MemTracker counts none there, on the tiny Llama and on 135M) or
+after backward (every gradient, no activations). (An earlier fit added gradients to activations
+to cover an H200 1B full fine-tune's peak; the excess was the full fine-tuning layer term, which
+was counted 1.56x too low under bf16 autocast and 1.17x in fp32.)
 On CUDA the context and allocator add a fixed overhead and fragmentation (constants below).
 Under FSDP each device also holds gathered (unsharded) weights in the compute dtype: the root
 unit's (embeddings, head, final norm), which FSDP2 keeps gathered from forward to backward, and
@@ -80,7 +84,8 @@ class MemoryPlan:
 
     @property
     def peak(self) -> int:
-        return self.weights + self.optimizer + self.activations + self.gradients + self.overhead + self.gathered
+        held = max(self.activations, self.gradients)  # gradients appear as backward frees activations
+        return self.weights + self.optimizer + held + self.overhead + self.gathered
 
     def as_dict(self) -> dict[str, int]:
         return {**asdict(self), "peak": self.peak}
@@ -102,12 +107,26 @@ def _weight_bytes(shape: ModelShape, setup: Setup) -> float:
     return (2.0 if setup.dtype == "bf16" else 4.0) * total
 
 
+def full_layer_bytes(shape: ModelShape, a: int) -> int:
+    """Bytes per token one decoder layer saves for backward when every weight trains, as counted
+    by saved-tensor hooks on CPU (tiny Llama, both dtypes: exact). Each RMSNorm saves its input,
+    1/rms and the normalised input (for its weight's gradient); attention saves rotated q, k, v,
+    a log-sum-exp per head and its output (o_proj's input is a view of it); the MLP saves gate,
+    up, SiLU(gate) and the product down_proj reads."""
+    h, q, k, i, heads = shape.hidden, shape.q_width, shape.kv_width, shape.intermediate, shape.heads
+    if a == 4:  # each norm's output also, shared by the projections that read it
+        return 4 * (2 * (3 * h + 1) + 2 * q + 2 * k + heads + 4 * i)
+    # bf16 autocast over fp32 weights: the residual stream and the norms stay fp32, and every
+    # projection saves its own bf16 cast of the norm's output (q, k, v; gate, up: five casts).
+    return 2 * (8 * h + 4) + 5 * 2 * h + 2 * (2 * q + 2 * k) + 4 * heads + 2 * 4 * i
+
+
 def activation_bytes(shape: ModelShape, setup: Setup) -> float:
     a = 2 if setup.dtype == "bf16" else 4
     tokens = setup.tokens if setup.tokens is not None else setup.batch_size * setup.max_length
     targets = setup.target_tokens if setup.target_tokens is not None else tokens
     h, q, k, i = shape.hidden, shape.q_width, shape.kv_width, shape.intermediate
-    layer = (2 * h + 3 * q + 2 * k + 4 * i) * a
+    layer = full_layer_bytes(shape, a) if setup.method == "full" else (2 * h + 3 * q + 2 * k + 4 * i) * a
     if setup.method == "lora" and setup.lora_dropout > 0:
         dims = shape.module_dims()
         layer += sum(dims[t][0] + setup.lora_r * a for t in setup.lora_targets)
@@ -117,7 +136,8 @@ def activation_bytes(shape: ModelShape, setup: Setup) -> float:
     head = targets * shape.vocab * 12 + 2 * h * a * tokens
     if setup.gradient_checkpointing:
         # Recompute starts after the head's backward has freed its tensors: they never coexist.
-        decoder_and_head = shape.layers * h * a * tokens + max(layer_total, head)
+        residual = 4 if setup.method == "full" else a  # fp32 embeddings keep the residual stream fp32
+        decoder_and_head = shape.layers * h * residual * tokens + max(layer_total, head)
     else:
         decoder_and_head = shape.layers * layer_total + head
     # Autocast's bf16 casts of fp32 weights; FSDP's bf16 policy gathers bf16 weights instead (`gathered`).

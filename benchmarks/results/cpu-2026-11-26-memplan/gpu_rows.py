@@ -1,4 +1,4 @@
-"""The recorded H200 memory-plan rows, re-planned with the formula before and after this change.
+"""The recorded H200 memory-plan rows, re-planned with the formula before (BASE) and now (working tree).
 
 Run from the repository root: python benchmarks/results/cpu-2026-11-26-memplan/gpu_rows.py BASE
 (BASE: the commit whose mosaic_it/plan/estimate.py is the "before" formula). The measured figures
