@@ -121,6 +121,7 @@ def test_plan_command_prints_the_breakdown_and_exits_1_when_it_does_not_fit(tiny
     fits = runner.invoke(app, [*args, "--memory-gib", "8"])
     assert fits.exit_code == 0, fits.output
     assert "weights" in fits.output and fits.output.strip().endswith("fits")
+    assert "(gradients and activations: the larger only)" in next(line for line in fits.output.splitlines() if "peak" in line)
     tight = runner.invoke(app, [*args, "-S", "train.batch_size=64", "--memory-gib", "0.5"])
     assert tight.exit_code == 1
     assert "cheapest change that fits: train.batch_size=" in tight.output

@@ -46,7 +46,9 @@ def register(app: typer.Typer) -> None:
                    f"{world_size} x {device}, sharding {sharding}")
         names = ("weights", "gradients", "optimizer", "activations", "overhead", "gathered", "peak")
         for name in (n for n in names if n != "gathered" or result.gathered):
-            typer.echo(f"  {name:<12}{result.as_dict()[name] / GIB:9.2f} GiB")
+            # Gradients appear as backward frees activations: only the larger of the two is held.
+            why = "  (gradients and activations: the larger only)" if name == "peak" else ""
+            typer.echo(f"  {name:<12}{result.as_dict()[name] / GIB:9.2f} GiB{why}")
         typer.echo(f"  {'available':<12}{capacity / GIB:9.2f} GiB")
         if result.peak <= capacity:
             typer.echo("fits")
