@@ -6,6 +6,7 @@ import pytest
 from mosaic_it.errors import InputFileError
 from mosaic_it.jsonl import write_jsonl
 from mosaic_it.records import instruction_text
+from mosaic_it.train import data as train_data
 from mosaic_it.train.data import IGNORE, VICUNA_SYSTEM, encode, encode_all, encode_many, load_records, render_pair
 
 RECORD = {"instruction": "Name two primes.", "input": "Below ten, please.", "output": "Two and seven."}
@@ -50,7 +51,7 @@ def test_truncation_is_counted_and_prompt_only_samples_are_dropped(embedded_toke
 
 
 @pytest.mark.parametrize("prompt_format", ["chat_template", "vicuna"])
-def test_one_batched_call_gives_each_record_the_ids_of_tokenizing_it_alone(embedded_tokenizer, prompt_format):
+def test_batched_calls_give_each_record_the_ids_of_tokenizing_it_alone(embedded_tokenizer, prompt_format, monkeypatch):
     records = [RECORD, {"instruction": "Übersetze: ☃ ≠ 🙂", "input": "  tabs\tand\nlines ", "output": "Schneemann."},
                {"instruction": "Repeat.", "input": "", "output": "word " * 300}, {"instruction": "word " * 300, "input": "", "output": "ok"}]
     batched = encode_many(records, embedded_tokenizer, prompt_format, 128)
@@ -61,6 +62,8 @@ def test_one_batched_call_gives_each_record_the_ids_of_tokenizing_it_alone(embed
         alone = [embedded_tokenizer(text, add_special_tokens=False)["input_ids"] for text in (prompt, response)]
         assert batched[1][0].input_ids == alone[0] + alone[1]
     assert encode_many([], embedded_tokenizer, prompt_format, 128) == []
+    monkeypatch.setattr(train_data, "ENCODE_CHUNK", 3)  # records split over calls: same results
+    assert encode_many(records, embedded_tokenizer, prompt_format, 128) == batched
 
 
 def test_records_and_mosaic_samples_load_alike(tmp_path):

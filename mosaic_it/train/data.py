@@ -9,6 +9,9 @@ from mosaic_it.errors import InputFileError, MosaicItError
 from mosaic_it.records import instruction_text
 
 IGNORE = -100  # label value cross-entropy skips
+# Records per batched tokenizer call: bounds the per-token offsets a call holds at paper scale
+# (tens of millions of tokens) while each call stays long enough to cost no Python per text.
+ENCODE_CHUNK = 1024
 
 # FastChat's Vicuna v1.1 conversation template: this system sentence, roles USER/ASSISTANT,
 # " " after the system sentence and the user turn, the end-of-sequence token after the answer
@@ -108,7 +111,7 @@ def vicuna_pairs(records: list[dict[str, str]], tokenizer: Any) -> list[tuple[li
                             "use chat_template")
     prompts = [render_prompt(instruction_text(record), tokenizer, "vicuna") for record in records]
     texts = [f"{prompt} {record['output']}{tokenizer.eos_token}" for prompt, record in zip(prompts, records)]
-    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
     pairs = []
     for prompt, ids, offsets in zip(prompts, encoded["input_ids"], encoded["offset_mapping"]):
         start = next((i for i, (begin, _) in enumerate(offsets) if begin >= len(prompt)), len(ids))
@@ -119,27 +122,31 @@ def vicuna_pairs(records: list[dict[str, str]], tokenizer: Any) -> list[tuple[li
 def chat_pairs(records: list[dict[str, str]], tokenizer: Any, prompt_format: str) -> list[tuple[list[int], list[int]]]:
     """Prompt and response tokenised apart, so the loss mask falls exactly between them."""
     rendered = [render_pair(record, tokenizer, prompt_format) for record in records]
-    prompts = tokenizer([prompt for prompt, _ in rendered], add_special_tokens=False)["input_ids"]
-    responses = tokenizer([response for _, response in rendered], add_special_tokens=False)["input_ids"]
+    prompts = tokenizer([prompt for prompt, _ in rendered], add_special_tokens=False,
+                        return_attention_mask=False)["input_ids"]
+    responses = tokenizer([response for _, response in rendered], add_special_tokens=False,
+                          return_attention_mask=False)["input_ids"]
     return [(prompt + response, [IGNORE] * len(prompt) + response) for prompt, response in zip(prompts, responses)]
 
 
 def encode_many(records: list[dict[str, str]], tokenizer: Any, prompt_format: str,
                 max_length: int) -> list[tuple[Example | None, bool]]:
     """(example, truncated) per record; the example is None when the prompt leaves no room.
-    Each part goes through the tokenizer in one batched call: the same ids as one call per
-    record, without a round trip through Python per text."""
-    if not records:
-        return []
-    pairs = (vicuna_pairs(records, tokenizer) if prompt_format == "vicuna"
-             else chat_pairs(records, tokenizer, prompt_format))
+    Records go through the tokenizer in batched calls: the same ids as one call per record,
+    without a round trip through Python per text."""
     results: list[tuple[Example | None, bool]] = []
-    for ids, labels in pairs:
-        truncated = len(ids) > max_length
-        ids, labels = ids[:max_length], labels[:max_length]
-        learnable = any(label != IGNORE for label in labels)
-        results.append((Example(ids, labels) if learnable else None, truncated))
+    for start in range(0, len(records), ENCODE_CHUNK):
+        chunk = records[start : start + ENCODE_CHUNK]
+        pairs = (vicuna_pairs(chunk, tokenizer) if prompt_format == "vicuna"
+                 else chat_pairs(chunk, tokenizer, prompt_format))
+        results.extend(_fit(ids, labels, max_length) for ids, labels in pairs)
     return results
+
+
+def _fit(ids: list[int], labels: list[int], max_length: int) -> tuple[Example | None, bool]:
+    truncated = len(ids) > max_length
+    ids, labels = ids[:max_length], labels[:max_length]
+    return (Example(ids, labels) if any(label != IGNORE for label in labels) else None), truncated
 
 
 def encode(record: dict[str, str], tokenizer: Any, prompt_format: str, max_length: int) -> tuple[Example | None, bool]:
