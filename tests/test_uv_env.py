@@ -61,3 +61,15 @@ def test_the_printed_lines_are_shell_that_sets_what_they_say(tmp_path: Path) -> 
     run = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "/x,/y|/c d.txt"  # two constraint files, as pip reads the value
+
+
+def test_a_venv_without_pip_reads_the_config_through_its_base_pip(tmp_path: Path) -> None:
+    """setup.sh makes .venv without pip: the exports are those the venv's own pip would give."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "v")], check=True)
+    bare = tmp_path / "v" / "bin" / "python"
+    assert subprocess.run([str(bare), "-c", "import pip"], capture_output=True).returncode != 0
+    script = str(ROOT / "scripts" / "uv_env.py")
+    with_pip = subprocess.run([sys.executable, script], capture_output=True, text=True)
+    without = subprocess.run([str(bare), script], capture_output=True, text=True)
+    assert (without.returncode, without.stdout) == (with_pip.returncode, with_pip.stdout)
+    assert without.returncode in (0, 3) and not without.stderr.strip().startswith("Traceback")
