@@ -90,6 +90,100 @@ def test_the_other_supported_architectures_decode_like_hf_generate(model_type):
     assert_equals_hf_generate(model, prompts, together, 8)
 
 
+def _pack_sizes(monkeypatch) -> list[int]:
+    """How many prompts each prefill of generate_greedy took (recorded as it runs)."""
+    from mosaic_it.evaluate import slots
+
+    sizes: list[int] = []
+    real = slots._prefill
+
+    def spy(model, prompts, *rest):
+        sizes.append(len(prompts))
+        return real(model, prompts, *rest)
+
+    monkeypatch.setattr(slots, "_prefill", spy)
+    return sizes
+
+
+def test_prompts_prefilled_packed_get_the_answers_they_get_prefilled_alone(monkeypatch):
+    from mosaic_it.evaluate import slots
+
+    model = random_decoder("llama")
+    prompts = [p * 3 for p in random_prompts()]  # 6 to 117 tokens: most can be packed
+    assert slots.rows_independent(model)  # this BLAS: the premise packing checks for
+    sizes = _pack_sizes(monkeypatch)
+    packed = slots.generate_greedy(model, prompts, 12, 3, {2}, 0)
+    assert max(sizes) > 1 and sum(sizes) == len(prompts)
+    sizes.clear()
+    monkeypatch.setattr(slots, "rows_independent", lambda model: False)
+    assert slots.generate_greedy(model, prompts, 12, 3, {2}, 0) == packed and set(sizes) == {1}
+    assert_equals_hf_generate(model, prompts, packed, 12)
+
+
+def test_a_pack_takes_prompts_in_order_within_its_budget_and_short_prompts_go_alone(monkeypatch):
+    from collections import deque
+
+    from mosaic_it.evaluate import slots
+
+    monkeypatch.setattr(slots, "PACK_TOKENS", 100)
+    prompts = [[1] * 40, [1] * 30, [1] * 20, [1] * 20, [1] * 5, [1] * 50]
+    waiting = deque(range(len(prompts)))
+    taken = [slots._take_pack(prompts, waiting, 8) for _ in range(4)]
+    assert taken == [[0, 1, 2], [3], [4], [5]]  # 90 tokens; then a short one ends the pack and goes alone
+    assert slots._take_pack(prompts, deque(range(4)), 2) == [0, 1]  # at most `most` prompts
+
+
+def test_no_packing_where_a_layer_could_compute_rows_by_their_number(monkeypatch):
+    import torch
+    import torch.nn.functional as F
+
+    from mosaic_it.evaluate import slots
+
+    model = random_decoder("llama")
+    projection = model.model.layers[0].mlp.down_proj
+    # A product whose last bits move with the row count, as some BLAS kernels' do.
+    projection.forward = lambda x: F.linear(x, projection.weight) * (1 + 1e-6 * (x.shape[0] > 64))
+    assert not slots.rows_independent(model)
+    sizes = _pack_sizes(monkeypatch)
+    slots.generate_greedy(model, [p * 3 for p in random_prompts()], 4, 3, {2}, 0)
+    assert set(sizes) == {1}
+
+    class Quantized(torch.nn.Linear):
+        """Any projection other than a plain Linear: its kernels are not probed."""
+
+    model = random_decoder("llama")
+    old = model.model.layers[0].self_attn.q_proj
+    model.model.layers[0].self_attn.q_proj = Quantized(old.in_features, old.out_features, bias=False)
+    assert not slots.rows_independent(model)
+
+
+@pytest.mark.slow
+def test_embedded_model_prefilled_packed_has_the_caches_of_prompts_prefilled_alone(embedded_model):
+    """Bit for bit: each prompt's keys and values in every layer, and its first token."""
+    import torch
+
+    from mosaic_it.evaluate import slots
+
+    model, tokenizer = embedded_model
+    assert slots.rows_independent(model)
+    prompts = [tokenizer(p * 4, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    layers = len(model.model.layers)
+    slots._register()
+    saved, model.config._attn_implementation = model.config._attn_implementation, slots.ATTENTION_NAME
+    try:
+        with torch.inference_mode():
+            alone, packed = slots.SlotState(layers), slots.SlotState(layers)
+            firsts = [slots._prefill(model, [p], [i], [8], alone)[0] for i, p in enumerate(prompts)]
+            assert slots._prefill(model, prompts, list(range(len(prompts))), [8] * len(prompts), packed) == firsts
+    finally:
+        model.config._attn_implementation = saved
+    assert alone.length == packed.length == {i: len(p) for i, p in enumerate(prompts)}
+    for key, cached in alone.keys.items():
+        size = alone.length[key[1]]
+        assert torch.equal(cached[:, :, :size], packed.keys[key][:, :, :size])
+        assert torch.equal(alone.values[key][:, :, :size], packed.values[key][:, :, :size])
+
+
 def test_generate_uses_continuous_batching_with_the_tokenizer_and_order_kept(tiny):
     model, tokenizer = tiny
     gen = GenerationConfig(max_new_tokens=6, batch_size=4, cache_dir=None)
