@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
-from scipy.stats import norm
 
 from mosaic_it.stats.bootstrap import paired_bootstrap
 
@@ -49,7 +49,10 @@ class MetricComparison:
 
 
 def minimum_detectable_effect(se: float, confidence: float, power: float = POWER) -> float:
-    return float((norm.ppf(1 - (1 - confidence) / 2) + norm.ppf(power)) * se)
+    # The standard library's normal quantiles (within 1e-15 of scipy's): importing scipy.stats
+    # took 2.9 s of the 8 s compare stage.
+    normal = NormalDist()
+    return float((normal.inv_cdf(1 - (1 - confidence) / 2) + normal.inv_cdf(power)) * se)
 
 
 def verdict(ci: tuple[float, float], better_when_higher: bool, mde: float, label: str, null: str = "0") -> str:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from scipy import stats
 
 
 PAD_TO_MAX_NOTE = ("pad_to_max tokens = sequences trained × train.max_length (exact). pad_to_max device-hours and $ "
@@ -84,6 +83,8 @@ def spread(values: Sequence[float], confidence: float) -> dict:
     mean = float(array.mean())
     if len(array) < 2:
         return {"per_seed": list(map(float, array)), "mean": mean, "sd": None, "ci": None, "n": len(array)}
+    from scipy import stats  # 2.9 s to import: only a study over several seeds needs it
+
     sd = float(array.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, len(array) - 1) * sd / math.sqrt(len(array)))
     return {"per_seed": list(map(float, array)), "mean": mean, "sd": sd, "ci": [mean - half, mean + half],
