@@ -151,3 +151,61 @@ def test_a_masked_response_equal_to_an_answered_one_is_not_a_leak(embedded_token
     twice = json.loads(json.dumps(sample))
     twice["output"] += meta["format"]["response_separator"] + "<<RESPONSE>>0<<END RESPONSE>>"
     assert any("appears in the output" in p for p in check_sample(twice, records, counter))
+
+
+# Files the one-parse reader must read as read_records does (first list), and files it must leave
+# to read_records (second list), which then reads them or names the faulty line.
+_READ_IN_ONE_PARSE = {
+    "array": b'[{"instruction": "a", "input": "", "output": "b"}, {"instruction": "c", "output": "d", "x": 1}]',
+    "array with BOM, CRLF and unicode": b'\xef\xbb\xbf[\r\n {"instruction": "\\u00e9t\\u00e9 \xf0\x9f\x98\x80",'
+                                        b' "input": "i", "output": "\\ud83d\\ude00"}\r\n]\r\n',
+    "lines": b'{"instruction": "a", "input": "", "output": "b"}\n\n  \n{"instruction": "c", "output": "d"}\r\n',
+    "one line, duplicate key": b'{"instruction": "a", "instruction": "z", "output": "b"}',
+    "huge integer elsewhere": b'{"instruction": "a", "output": "b", "n": 123456789012345678901234567890}\n',
+}
+_LEFT_TO_READ_RECORDS = {
+    "chat record": b'[{"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}]',
+    "lone surrogate": b'[{"instruction": "a\\ud800", "output": "b"}]',
+    "NaN elsewhere": b'{"instruction": "a", "output": "b", "score": NaN}\n',
+    "blank output": b'[{"instruction": "a", "output": "b"},\n {"instruction": "c", "output": "  "}]',
+    "null input": b'{"instruction": "a", "input": null, "output": "b"}\n',
+    "broken line": b'{"instruction": "a", "output": "b"}\n{"instruction": \n',
+    "not an object": b'{"instruction": "a", "output": "b"}\n[1, 2]\n',
+    "empty array": b'[]',
+}
+
+
+def _read_record_by_record(path):
+    from mosaic_it.mosaic import sources
+
+    fast, sources._all_usable = sources._all_usable, lambda path: None
+    try:
+        return sources.load_source_records(path)
+    except Exception as exc:  # noqa: BLE001 - the error itself is compared
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        sources._all_usable = fast
+
+
+@pytest.mark.parametrize("name", list(_READ_IN_ONE_PARSE) + list(_LEFT_TO_READ_RECORDS))
+def test_one_parse_reads_what_read_records_reads(tmp_path, name):
+    from mosaic_it.mosaic.sources import _all_usable
+
+    path = tmp_path / "records.json"
+    path.write_bytes(_READ_IN_ONE_PARSE.get(name) or _LEFT_TO_READ_RECORDS[name])
+    assert (_all_usable(path) is not None) == (name in _READ_IN_ONE_PARSE)
+    try:
+        got = load_source_records(path)
+    except Exception as exc:  # noqa: BLE001
+        got = f"{type(exc).__name__}: {exc}"
+    assert got == _read_record_by_record(path)
+    if name == "chat record":
+        assert got == [{"instruction": "a", "input": "", "output": "b"}]
+    if name == "blank output":
+        assert "records.json:2: record 1 is unusable" in got
+
+
+def test_one_parse_reads_the_bundled_sample_as_read_records(sample_data):
+    from mosaic_it.mosaic.sources import _all_usable
+
+    assert _all_usable(sample_data) == _read_record_by_record(sample_data)
