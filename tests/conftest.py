@@ -98,23 +98,14 @@ def tiny_llama_dir(tmp_path_factory, embedded_tokenizer) -> Path:
 
 @pytest.fixture
 def can_fork():
-    """Skips unless mosaic_it.mosaic.forked may fork here. Forking waits for a process without
-    other Python threads; tqdm leaves a monitor thread behind after a bar (another test's), so
-    stop it for the test."""
+    """Skips unless mosaic_it.mosaic.forked may fork here: os.fork, two cores and no Python thread
+    but this one (can_fork stops tqdm's monitor thread, which another test's bar may have left)."""
     import threading
-
-    from tqdm import tqdm
 
     from mosaic_it.mosaic import forked
 
-    interval, tqdm.monitor_interval = tqdm.monitor_interval, 0
-    if tqdm.monitor is not None:
-        tqdm.monitor.exit()
-        tqdm.monitor = None
     if not forked.can_fork():
         pytest.skip(f"needs os.fork, two cores and no other thread: {threading.enumerate()}")
-    yield
-    tqdm.monitor_interval = interval
 
 
 @pytest.fixture(scope="session")

@@ -125,3 +125,14 @@ def test_the_plot_drawn_by_the_standby_child_is_the_one_drawn_here(tmp_path, sam
     assert forked.Standby(plotting, lambda message: plot_stats(message, tmp_path / "child.png")).finish(stats)
     assert ((tmp_path / "stats" / "stats.png").read_bytes() == (tmp_path / "child.png").read_bytes()
             == (tmp_path / "here.png").read_bytes())
+
+
+def test_a_progress_bar_s_monitor_thread_does_not_keep_a_process_from_forking(monkeypatch):
+    from tqdm.auto import tqdm
+
+    monkeypatch.setattr(tqdm, "monitor_interval", 10)  # tqdm's default, as a library's bar starts it
+    with open(os.devnull, "w") as devnull, tqdm(total=2, disable=False, file=devnull) as bar:
+        bar.update(1)
+        assert any(type(t).__name__ == "TMonitor" for t in threading.enumerate())
+        assert forked.can_fork()
+    assert not any(type(t).__name__ == "TMonitor" for t in threading.enumerate())

@@ -230,3 +230,79 @@ def test_embedded_model_answers_match_todays_static_batches_token_for_token(shar
     assert generate(model, tokenizer, prompts, gen) == static
     lengths = [len(tokenizer(answer, add_special_tokens=False)["input_ids"]) for answer in static]
     assert max(lengths) >= 31 and min(lengths) < 16  # full-length answers beside one that stopped early
+
+
+@pytest.fixture
+def two_torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the suite's workers run on one: the forked path needs two
+    yield
+    torch.set_num_threads(before)
+
+
+def test_two_processes_give_the_answers_of_one(two_torch_threads, can_fork, monkeypatch):
+    """Half the prompts answered in a forked child on one thread, half here on one thread: the
+    answers of one process, in order, each heard once, and the caller's thread count restored."""
+    import os
+
+    import torch
+
+    from mosaic_it.evaluate import forked_slots
+    from mosaic_it.evaluate.slots import generate_greedy
+
+    model = random_decoder("llama")
+    prompts = random_prompts(12)
+    caps = [16, 9, 16, 4] * 3
+    started = []
+    start = forked_slots._Child.start.__func__
+    monkeypatch.setattr(forked_slots._Child, "start", classmethod(
+        lambda cls, job: started.append(os.getpid()) or start(cls, job)))
+    heard: dict[int, list[int]] = {}
+    answers = forked_slots.generate_greedy_forked(model, prompts, caps, 3, {2}, 0,
+                                                  on_done=lambda i, tokens: heard.setdefault(i, list(tokens)))
+    assert started, "no child was forked"
+    assert answers == generate_greedy(model, prompts, caps, 3, {2}, 0)
+    assert heard == dict(enumerate(answers)) and torch.get_num_threads() == 2
+
+
+def test_prompts_a_failed_child_left_are_answered_here(two_torch_threads, can_fork, monkeypatch):
+    import os
+
+    from mosaic_it.evaluate import forked_slots
+    from mosaic_it.evaluate.slots import generate_greedy
+
+    model = random_decoder("llama")
+    prompts = random_prompts(10)
+    answer_in_child = forked_slots._answer_in_child
+
+    def dies_after_two(model, prompts, caps, indices, slots, eos_ids, pad_id, send):
+        sent = []
+
+        def send_then_die(index, tokens):
+            send(index, tokens)
+            sent.append(index)
+            if len(sent) == 2:
+                os._exit(3)
+
+        answer_in_child(model, prompts, caps, indices, slots, eos_ids, pad_id, send_then_die)
+
+    monkeypatch.setattr(forked_slots, "_answer_in_child", dies_after_two)
+    heard: list[int] = []
+    answers = forked_slots.generate_greedy_forked(model, prompts, [12] * 10, 3, {2}, 0,
+                                                  on_done=lambda i, tokens: heard.append(i))
+    assert answers == generate_greedy(model, prompts, 12, 3, {2}, 0)
+    assert sorted(heard) == list(range(10))
+
+
+def test_one_thread_or_few_prompts_stay_in_one_process(two_torch_threads, monkeypatch):
+    import torch
+
+    from mosaic_it.evaluate import forked_slots
+
+    model = random_decoder("llama")
+    monkeypatch.setattr(forked_slots._Child, "start", classmethod(lambda cls, job: pytest.fail("forked")))
+    forked_slots.generate_greedy_forked(model, random_prompts(forked_slots.FORK_AT_PROMPTS - 1), [4] * (forked_slots.FORK_AT_PROMPTS - 1), 3, {2}, 0)
+    torch.set_num_threads(1)
+    forked_slots.generate_greedy_forked(model, random_prompts(12), [4] * 12, 3, {2}, 0)

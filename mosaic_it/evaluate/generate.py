@@ -62,7 +62,7 @@ def continuous(model: Any, cfg: GenerationConfig) -> bool:
 
 def _generate_continuous(model: Any, tokenizer: Any, texts: list[str], cfg: GenerationConfig, caps: list[int],
                          bar: Any, on_answer: OnAnswer | None) -> list[str]:
-    from mosaic_it.evaluate.slots import generate_greedy
+    from mosaic_it.evaluate.forked_slots import generate_greedy_forked
 
     ids = tokenizer(texts, truncation=True, max_length=cfg.max_prompt_tokens, add_special_tokens=False)["input_ids"]
     # The longest possible answers first, then the long prefills: what starts last is then short,
@@ -77,8 +77,8 @@ def _generate_continuous(model: Any, tokenizer: Any, texts: list[str], cfg: Gene
         if on_answer is not None:
             on_answer(index, answers[index])
 
-    generate_greedy(model, [ids[i] for i in order], [caps[i] for i in order], cfg.batch_size,
-                    {tokenizer.eos_token_id}, tokenizer.pad_token_id, on_done=done)
+    generate_greedy_forked(model, [ids[i] for i in order], [caps[i] for i in order], cfg.batch_size,
+                           {tokenizer.eos_token_id}, tokenizer.pad_token_id, on_done=done)
     return answers
 
 

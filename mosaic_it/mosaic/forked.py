@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +26,21 @@ def _cores() -> int:
 
 
 def can_fork() -> bool:
+    _stop_tqdm_monitor()
     return hasattr(os, "fork") and threading.active_count() == 1 and _cores() > 1
+
+
+def _stop_tqdm_monitor() -> None:
+    """tqdm's monitor thread, started by the first progress bar (ours or a library's, such as
+    transformers' weight loading), only tunes how often a slow bar redraws: stopped, and no
+    longer started, it no longer keeps this process from forking."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is None:
+        return
+    tqdm.tqdm.monitor_interval = 0
+    for thread in threading.enumerate():
+        if type(thread).__name__ == "TMonitor" and thread is not threading.current_thread():
+            thread.exit()  # type: ignore[attr-defined]
 
 
 def core_idle(samples: int = 3, apart_s: float = 0.005) -> bool:
