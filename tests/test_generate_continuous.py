@@ -3,6 +3,7 @@ batch, equals HF generate's, and the static path still serves sampling and other
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -304,5 +305,34 @@ def test_one_thread_or_few_prompts_stay_in_one_process(two_torch_threads, monkey
     model = random_decoder("llama")
     monkeypatch.setattr(forked_slots._Child, "start", classmethod(lambda cls, job: pytest.fail("forked")))
     forked_slots.generate_greedy_forked(model, random_prompts(forked_slots.FORK_AT_PROMPTS - 1), [4] * (forked_slots.FORK_AT_PROMPTS - 1), 3, {2}, 0)
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)  # not a daemon: a Prefect worker's, say
+    worker.start()
+    try:
+        forked_slots.generate_greedy_forked(model, random_prompts(12), [4] * 12, 3, {2}, 0)
+    finally:
+        release.set()
+        worker.join()
     torch.set_num_threads(1)
     forked_slots.generate_greedy_forked(model, random_prompts(12), [4] * 12, 3, {2}, 0)
+
+
+def test_a_daemon_thread_such_as_mlflow_s_sampler_does_not_keep_the_child_from_forking(two_torch_threads, can_fork,
+                                                                                      monkeypatch):
+    from mosaic_it.evaluate import forked_slots
+    from mosaic_it.evaluate.slots import generate_greedy
+
+    model = random_decoder("llama")
+    prompts = random_prompts(10)
+    started = []
+    start = forked_slots._Child.start.__func__
+    monkeypatch.setattr(forked_slots._Child, "start", classmethod(lambda cls, job: started.append(1) or start(cls, job)))
+    release = threading.Event()
+    sampler = threading.Thread(target=release.wait, daemon=True)
+    sampler.start()
+    try:
+        answers = forked_slots.generate_greedy_forked(model, prompts, [8] * 10, 3, {2}, 0)
+    finally:
+        release.set()
+        sampler.join()
+    assert started and answers == generate_greedy(model, prompts, 8, 3, {2}, 0)

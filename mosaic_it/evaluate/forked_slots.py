@@ -10,8 +10,10 @@ same result on one thread as on two (checked on the embedded model's prompts, to
 The child starts as a copy of this process (the model is shared, not reloaded), answers every
 other prompt and sends each answer down a pipe as it finishes; this process answers the rest and
 reads the child's answers between its own, so `on_done` hears every answer from this process only.
-Where no child can be forked (mosaic_it.mosaic.forked: no fork, one core, other Python threads),
-or it fails, this process answers whatever the child did not send.
+The child runs nothing but torch and writes to its pipe, so daemon threads (MLflow's system-metrics
+sampler, which an evaluate run starts) do not keep it from forking; other Python threads (a
+Prefect worker's) do. Where no child can be forked, or it fails, this process answers whatever the
+child did not send.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ def generate_greedy_forked(model: Any, prompts: Sequence[Sequence[int]], caps: S
             generate_greedy(model, [prompts[i] for i in indices], [caps[i] for i in indices], slots, eos_ids,
                             pad_id, on_done=finished)
 
-    if len(prompts) < FORK_AT_PROMPTS or model.device.type != "cpu" or threads < 2 or not can_fork():
+    if len(prompts) < FORK_AT_PROMPTS or model.device.type != "cpu" or threads < 2 or not can_fork(daemons_ok=True):
         answer_here(list(range(len(prompts))))
         return answers  # type: ignore[return-value]
     mine, theirs = list(range(0, len(prompts), 2)), list(range(1, len(prompts), 2))

@@ -25,9 +25,14 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def can_fork() -> bool:
+def can_fork(daemons_ok: bool = False) -> bool:
+    """Whether to fork: os.fork, two cores, and no other Python thread (where `daemons_ok`, none
+    but daemon threads, such as MLflow's system-metrics sampler: for a child that touches nothing
+    but torch and its pipe, so no lock such a thread may hold at the fork)."""
     _stop_tqdm_monitor()
-    return hasattr(os, "fork") and threading.active_count() == 1 and _cores() > 1
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    return (hasattr(os, "fork") and _cores() > 1
+            and (not others or (daemons_ok and all(t.daemon for t in others))))
 
 
 def _stop_tqdm_monitor() -> None:
