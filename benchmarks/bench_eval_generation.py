@@ -5,12 +5,17 @@ token limit, IFEval, the pairwise sets), built by the evals themselves (`prompts
 registry). One process loads the model once and answers them, alternating rounds:
 - today's path of issue 10: HF `generate` over padded static batches of 8, one call per eval;
 - continuous batching, one call per eval (the slots drain at the end of each call);
-- continuous batching, one call for all evals (`EvalContext.prefetch`, the default now).
+- continuous batching, one call for all evals (`EvalContext.prefetch`, the default now), which
+  on a CPU with two torch threads decodes in two processes (evaluate/forked_slots.py);
+- the same in one process (`pooled_one`), for the two-process ratio.
 It reports prompts/s (best and median over rounds), each decoder's ratio to today's path, and
 how many answers agree token for token with today's path and between the two continuous runs
 (which must agree on all: an answer there ignores its batch mates). No generation cache.
 
     .venv/bin/python benchmarks/bench_eval_generation.py [--rounds 2] [-S evaluate.ifeval_limit=64 ...]
+    .venv/bin/python benchmarks/bench_eval_generation.py --baseline pooled_one --decoders pooled
+
+`--baseline` names the decoder the others are compared with (today's path unless given).
 
 Held-out records for the probes come from evaluate.heldout (runs/split/heldout.jsonl after the
 README job) or `--heldout FILE`.
@@ -26,6 +31,7 @@ from pathlib import Path
 from side_by_side import agree, alternate, print_table, rows
 
 ROOT = Path(__file__).resolve().parents[1]
+DECODERS = ["today", "per_eval", "pooled", "pooled_one"]
 
 
 def main() -> None:
@@ -37,11 +43,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--static-batch", type=int, default=8)
     parser.add_argument("--decoders", nargs="+", default=["today", "per_eval", "pooled"],
-                        choices=["today", "per_eval", "pooled"], help="which to run (today's path always)")
+                        choices=DECODERS, help="which to run besides the baseline")
+    parser.add_argument("--baseline", default="today", choices=DECODERS)
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
 
     from mosaic_it.config import load_params
+    from mosaic_it.evaluate import forked_slots
     from mosaic_it.evaluate.context import EvalContext
     from mosaic_it.evaluate.generate import generate
     from mosaic_it.evaluate.model import load_model
@@ -72,11 +80,19 @@ def main() -> None:
         assert ctx.prefetched
         return [a for r in requests for a in ctx.ask(r)]
 
+    def pooled_one() -> list[str]:
+        fork_at, forked_slots.FORK_AT_PROMPTS = forked_slots.FORK_AT_PROMPTS, 1 << 30
+        try:
+            return pooled()
+        finally:
+            forked_slots.FORK_AT_PROMPTS = fork_at
+
     slots = cfg.generation.batch_size
     named = {"today": (f"static HF batches of {args.static_batch}, one call per eval (today's path)", today),
              "per_eval": (f"continuous {slots} slots, one call per eval", per_eval),
-             "pooled": (f"continuous {slots} slots, one call for all evals (default)", pooled)}
-    decoders = dict(named[key] for key in dict.fromkeys(["today", *args.decoders]))
+             "pooled": (f"continuous {slots} slots, one call for all evals (default)", pooled),
+             "pooled_one": (f"continuous {slots} slots, one call for all evals, one process", pooled_one)}
+    decoders = dict(named[key] for key in dict.fromkeys([args.baseline, *args.decoders]))
     seconds, answers, loads = alternate(decoders, args.rounds)
     table = rows(seconds, answers, next(iter(decoders)), total)
     continuous = [named[key][0] for key in ("per_eval", "pooled") if named[key][0] in answers]
@@ -85,7 +101,7 @@ def main() -> None:
                       for r in requests)
     print(f"{total} prompts ({sizes}), greedy, {args.rounds} rounds, load {min(loads):.1f}-{max(loads):.1f}, "
           f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}")
-    print_table(table, "today", total)
+    print_table(table, args.baseline, total)
     if between is not None:
         print(f"continuous one call per eval vs one call for all: {between}/{total} same answers")
     if args.out:
