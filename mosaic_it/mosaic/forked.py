@@ -26,9 +26,9 @@ def _cores() -> int:
 
 
 def can_fork(daemons_ok: bool = False) -> bool:
-    """Whether to fork: os.fork, two cores, and no other Python thread (where `daemons_ok`, none
-    but daemon threads, such as MLflow's system-metrics sampler: for a child that touches nothing
-    but torch and its pipe, so no lock such a thread may hold at the fork)."""
+    """Whether to fork: os.fork, two cores, and no other Python thread. With `daemons_ok`, daemon
+    threads (MLflow's system-metrics sampler) are allowed: for a child that touches nothing but
+    torch and its pipe, no lock such a thread may hold at the fork is ever taken."""
     _stop_tqdm_monitor()
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     return (hasattr(os, "fork") and _cores() > 1
