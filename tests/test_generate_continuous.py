@@ -336,3 +336,31 @@ def test_a_daemon_thread_such_as_mlflow_s_sampler_does_not_keep_the_child_from_f
         release.set()
         sampler.join()
     assert started and answers == generate_greedy(model, prompts, 8, 3, {2}, 0)
+
+
+def test_a_failure_here_stops_the_child_and_is_raised(two_torch_threads, can_fork, monkeypatch):
+    """Where hearing an answer fails (a full disk under the generation cache, say), the error
+    reaches the caller and the child is gone, not left decoding."""
+    import os
+
+    from mosaic_it.evaluate import forked_slots
+
+    children = []
+    start = forked_slots._Child.start.__func__
+
+    def recorded(cls, job):
+        child = start(cls, job)
+        children.append(child.pid)
+        return child
+
+    monkeypatch.setattr(forked_slots._Child, "start", classmethod(recorded))
+
+    def fails(index, tokens):
+        raise OSError("no space left on device")
+
+    with pytest.raises(OSError, match="no space"):
+        forked_slots.generate_greedy_forked(random_decoder("llama"), random_prompts(10), [12] * 10, 3, {2}, 0,
+                                            on_done=fails)
+    assert len(children) == 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(children[0], os.WNOHANG)  # killed and reaped
