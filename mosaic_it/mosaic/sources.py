@@ -21,12 +21,20 @@ def load_source_records(path: str | Path) -> list[dict]:
     records = []
     for record in read_records(path).records:
         fields = record.fields or {}
-        usable = record.fault is None and all(isinstance(fields.get(k), str) for k in ("instruction", "input", "output"))
-        if not usable or not fields["instruction"].strip() or not fields["output"].strip():
+        kept = _usable(fields.get("instruction"), fields.get("input"), fields.get("output")) if record.fault is None else None
+        if kept is None:
             reason = record.fault or "missing, empty or non-text instruction/input/output"
             raise InputFileError(path, f"record {record.position} is unusable ({reason}); run `mosaic-it validate` first", record.line)
-        records.append({"instruction": fields["instruction"], "input": fields["input"], "output": fields["output"]})
+        records.append(kept)
     return records
+
+
+def _usable(instruction: object, input_: object, output: object) -> dict | None:
+    """The record to mosaic, or None where a field is not text or the instruction or output is blank."""
+    if (isinstance(instruction, str) and isinstance(input_, str) and isinstance(output, str)
+            and instruction.strip() and output.strip()):
+        return {"instruction": instruction, "input": input_, "output": output}
+    return None
 
 
 def _all_usable(path: str | Path) -> list[dict] | None:
@@ -48,11 +56,10 @@ def _all_usable(path: str | Path) -> list[dict] | None:
         return None
     records = []
     for value in values:
-        if type(value) is not dict or "instruction" not in value:
+        # No "instruction": maybe a chat record, which read_records normalises.
+        kept = (_usable(value["instruction"], value.get("input", ""), value.get("output"))
+                if type(value) is dict and "instruction" in value else None)
+        if kept is None:
             return None
-        instruction, input_, output = value["instruction"], value.get("input", ""), value.get("output")
-        if not (type(instruction) is str and type(input_) is str and type(output) is str
-                and instruction.strip() and output.strip()):
-            return None
-        records.append({"instruction": instruction, "input": input_, "output": output})
+        records.append(kept)
     return records or None
