@@ -66,3 +66,16 @@ def test_an_added_token_across_pieces_is_found_and_never_cut(embedded_tokenizer)
                  ["<|endof", "text|>", "two words here"], ["a", "<|im_start|>", "b"]):
         assert exact.side_tokens(side) == counter.exact("".join(side)), side
     assert exact.joined.summaries["x <|im"][3] and not exact.joined.summaries["two words here"][3]
+
+
+def test_pieces_never_seen_are_learnt_as_their_side_is_counted(embedded_tokenizer):
+    counter = TokenCounter(embedded_tokenizer)
+    long_text = "a long text with many words in it"
+    side = ["Answer: ", long_text, "\n", "an added <|im_end|> token", "\n", "non\u00a0breaking space", "1. x"]
+    for pieces in (side[:3], side[3:5], side[3:], side, side[::-1]):
+        exact = SampleCounter(counter, [])  # knows no piece yet
+        assert exact.side_tokens(pieces) == counter.exact("".join(pieces)), pieces
+        assert exact.side_tokens(pieces) == counter.exact("".join(pieces)), pieces  # known now
+    exact = SampleCounter(counter, [])
+    exact.side_tokens(side[:5])
+    assert set(side[:5]) <= set(exact.tokens) and exact.shorts[long_text] == "a it"

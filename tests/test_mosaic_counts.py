@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from mosaic_it.mosaic.counts import UNBOUNDED, WRAP_MODES, draw_count
+from itertools import islice
+
+from mosaic_it.mosaic.counts import BLOCK, UNBOUNDED, WRAP_MODES, count_stream, draw_count
 
 K = 10
 DRAWS = 20_000
@@ -57,3 +59,16 @@ def test_skewed_modes_favour_k_as_their_distribution_says(mode, p_k):
 def test_unknown_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown wrap mode"):
         draw_count("zipf", np.random.default_rng(0), K)
+
+
+@pytest.mark.parametrize("mode", sorted(WRAP_MODES))
+@pytest.mark.parametrize("k", [1, 3, 10, 1000])
+def test_the_stream_gives_the_counts_one_draw_at_a_time_gives(mode, k):
+    drawn = BLOCK * 2 + 17 if mode == "uniform" else 2_000
+    one, many = np.random.default_rng(7), np.random.default_rng(7)
+    assert list(islice(count_stream(mode, many, k), drawn)) == [draw_count(mode, one, k) for _ in range(drawn)]
+
+
+def test_the_stream_names_an_unknown_mode():
+    with pytest.raises(ValueError, match="unknown wrap mode 'zipf'"):
+        next(count_stream("zipf", np.random.default_rng(0), K))

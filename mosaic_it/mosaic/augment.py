@@ -18,12 +18,13 @@ from mosaic_it.models.tokenizer import load_counting_tokenizer
 from mosaic_it.paths import refuse_overwriting_inputs
 from mosaic_it.progress import Progress, progress
 from mosaic_it.mosaic.budget import UNCOUNTED, SampleCounter, TokenCounter
-from mosaic_it.mosaic.counts import draw_count
+from mosaic_it.mosaic.counts import count_stream
 from mosaic_it.mosaic.engine import draw_strategy, plan_sample, render, sample_record
 from mosaic_it.mosaic.finisher import FINISH_BESIDE_AT, Planned, write_finished, write_lines
 from mosaic_it.mosaic.forked import Standby, can_fork, core_idle
 from mosaic_it.records import instruction_text
 from mosaic_it.mosaic.layout import Layout, draw_layout
+from mosaic_it.mosaic.record_sums import RecordSums
 from mosaic_it.mosaic.sources import load_source_records
 from mosaic_it.mosaic.stats import StatsTally
 
@@ -59,8 +60,8 @@ class Packer:
         self.exact = SampleCounter(counter, self.texts + self.responses)
         # Leave counts that a bound shows to fit to finish(), where another process finishes.
         self.defer = False
-        tokens = self.exact.tokens
-        self.record_tokens = [tokens[text] + tokens[response] for text, response in zip(self.texts, self.responses)]
+        self.sums = RecordSums(self.exact, self.texts, self.responses)
+        self.record_tokens = [a + b for a, b in zip(self.sums.text_tokens, self.sums.response_tokens)]
         self._numbers: dict[str | None, list[int]] = {}  # numbering -> the count of each number, twice
 
     def _candidates(self, order: Sequence[int], start: int, wanted: int, layout: Layout) -> list[int]:
@@ -89,10 +90,8 @@ class Packer:
         record does not fit): its plan and exact count, or UNCOUNTED where a bound proved the fit."""
         while ids:
             texts = [self.texts[i] for i in ids]
-            responses = [self.responses[i] for i in ids]
             plan = plan_sample(texts, rng, strategy, layout=layout)
-            sides = render(plan, texts, responses)
-            tokens = self.exact.fit(sides, self.cfg.max_tokens, deferrable=self.defer)
+            tokens, sides = self.sums.fit(ids, texts, plan, self.cfg.max_tokens, self.defer)
             if tokens is not None:
                 meta = plan.meta_instruction
                 return Planned(ids, plan, epoch, tokens, sides, self.exact.known(meta) if self.defer and meta else None)
@@ -105,7 +104,7 @@ class Packer:
         if known is not None:
             self.exact.learn(plan.meta_instruction, known)
         if sides is None:
-            sides = render(plan, [self.texts[i] for i in ids], [self.responses[i] for i in ids])
+            sides = self.sides_of(planned)
         if tokens == UNCOUNTED:
             tokens = self.exact.count(sides)
         instruction, output = sides
@@ -115,18 +114,22 @@ class Packer:
         return sample
 
     def counted(self, planned: Planned) -> Planned:
-        """The decision with its exact count (its pieces at hand)."""
+        """The decision with its exact count, and its pieces where they had to be rendered."""
         if planned.tokens != UNCOUNTED:
             return planned
-        return planned._replace(tokens=self.exact.count(planned.sides))
+        sides = planned.sides or self.sides_of(planned)
+        return planned._replace(tokens=self.exact.count(sides), sides=sides)
 
-    def epoch(self, epoch: int, rng: random.Random, np_rng: np.random.Generator, report: AugmentReport,
+    def sides_of(self, planned: Planned) -> tuple[list[str], list[str]]:
+        return render(planned.plan, [self.texts[i] for i in planned.ids], [self.responses[i] for i in planned.ids])
+
+    def epoch(self, epoch: int, rng: random.Random, counts: Iterator[int], report: AugmentReport,
               progress: Progress | None = None) -> Iterator[Planned]:
         order = list(range(len(self.texts)))
         rng.shuffle(order)
         start = 0
         while start < len(order):
-            wanted = draw_count(self.cfg.wrap_mode, np_rng, self.cfg.max_instructions)
+            wanted = next(counts)
             strategy = draw_strategy(self.cfg.strategy, rng)
             layout = draw_layout(rng)
             built = self.build(self._candidates(order, start, wanted, layout), rng, strategy, layout, epoch)
@@ -145,10 +148,10 @@ class Packer:
         """Every epoch's decisions, in order."""
         cfg = self.cfg
         rng = random.Random(cfg.seed)
-        np_rng = np.random.default_rng(cfg.seed)
+        counts = count_stream(cfg.wrap_mode, np.random.default_rng(cfg.seed), cfg.max_instructions)
         bar = progress(cfg.epochs * len(self.texts), "augment", unit="record") if show_progress else None
         for epoch in range(cfg.epochs):
-            yield from self.epoch(epoch, rng, np_rng, report, bar)
+            yield from self.epoch(epoch, rng, counts, report, bar)
             report.epochs = epoch + 1
         if bar is not None:
             bar.close()

@@ -19,7 +19,7 @@ exact count to whoever finishes the sample (`mosaic_it.mosaic.finisher`, often a
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -35,6 +35,7 @@ SAFE_EXCESS_PER_JOIN = 1
 UNCOUNTED = -1
 # Counting fewer texts up front takes well under a second: not worth a second process.
 FORK_AT_TEXTS = 20_000
+Sides = Sequence[Sequence[str]]  # a sample's instruction and output, each as its pieces
 Cut = tuple[str, int]  # the text with its interior taken out (short form), and the interior's count
 
 
@@ -97,7 +98,8 @@ class SampleCounter:
         self.exact_checks = 0
         # piece -> its interior's count plus its short form's UTF-8 bytes (see bound()), as first used.
         self.bounds: dict[str, int] = {"": 0}
-        self.joined = JoinedCounts(self.segments, self.tokens, self.shorts) if self.segments is not None else None
+        self.joined = (JoinedCounts(self.segments, self.tokens, self.shorts, self._learn)
+                       if self.segments is not None else None)
         if self.joined is None or fork_at is None or len(texts) < fork_at:
             self._learn_texts(texts)
             return
@@ -175,12 +177,8 @@ class SampleCounter:
         return self.counter.exact("".join(pieces)) if tokens is None else tokens
 
     def count(self, sides: Sequence[Sequence[str]]) -> int:
-        """Exact count of a sample's sides, each tokenized apart as training encodes them."""
-        for pieces in sides:
-            self.piece_sum(pieces)  # learns the pieces not yet known
-        return self._count(sides)
-
-    def _count(self, sides: Sequence[Sequence[str]]) -> int:
+        """Exact count of a sample's sides, each tokenized apart as training encodes them (the
+        pieces not yet known are learnt on the way)."""
         if self.segments is None:
             return sum(self.counter.exact("".join(pieces)) for pieces in sides)
         return sum(map(self._side, sides))
@@ -196,24 +194,35 @@ class SampleCounter:
         try:
             return sum(map(bounds.__getitem__, pieces))
         except KeyError:  # a piece's first bound
-            tokens, shorts = self.tokens, self.shorts
-            for piece in pieces:
-                if piece not in bounds:
-                    short = shorts.get(piece, piece)
-                    bounds[piece] = tokens[piece] - tokens[short] + len(short.encode("utf-8", "surrogatepass"))
+            bounds.update(zip(pieces, self.bounds_of(pieces)))
             return sum(map(bounds.__getitem__, pieces))
+
+    def bounds_of(self, pieces: Sequence[str]) -> list[int]:
+        """Each piece's share of bound(): its interior's count plus its short form's UTF-8 bytes."""
+        tokens, shorts = self.tokens, self.shorts
+        return [tokens[piece] - tokens[short] + len(short.encode("utf-8", "surrogatepass"))
+                for piece, short in zip(pieces, map(shorts.get, pieces, pieces))]
 
     def fit(self, sides: Sequence[list[str]], budget: int, deferrable: bool = False) -> int | None:
         """The sample's exact token count if it fits the budget, else None. With `deferrable`,
         UNCOUNTED where bound() alone proves it fits: count() gives the count later."""
-        sums = [self.piece_sum(parts) for parts in sides]
-        estimate = sum(sums)
-        if estimate > budget:
-            return None
+        estimate = sum(self.piece_sum(parts) for parts in sides)
         joins = sum(max(0, len(parts) - parts.count("") - 1) for parts in sides)
+        bound = (lambda: sum(map(self.bound, sides))) if deferrable else None
+        return self.settle(estimate, joins, budget, bound, lambda: sides)[0]
+
+    def settle(self, estimate: int, joins: int, budget: int, bound: Callable[[], int] | None,
+               sides: Callable[[], Sides]) -> tuple[int | None, Sides | None]:
+        """fit()'s answer from a sample's piece sum (piece_sum() over its sides) and its number of
+        joins between non-empty pieces, which a caller may know without rendering the sample. The
+        bound() sum is asked for only where deferring is allowed, the rendered sides only where
+        the exact count is needed (their pieces' counts known); they come back where rendered."""
+        if estimate > budget:
+            return None, None
         if estimate + SAFE_EXCESS_PER_JOIN * joins > budget:
             self.exact_checks += 1
-        if deferrable and self.segments is not None and sum(map(self.bound, sides)) <= budget:
-            return UNCOUNTED
-        tokens = self._count(sides)
-        return tokens if tokens <= budget else None
+        if bound is not None and self.segments is not None and bound() <= budget:
+            return UNCOUNTED, None
+        rendered = sides()
+        tokens = self.count(rendered)
+        return (tokens if tokens <= budget else None), rendered

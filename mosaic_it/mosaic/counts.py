@@ -6,12 +6,14 @@ below K) and use K - floor(x), so most samples carry close to K instructions.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 Sampler = Callable[[np.random.Generator, int], int]
 UNBOUNDED = 1 << 30  # "as many as the token budget allows"
+# Uniform counts drawn at a time: one call for many, the same numbers one call each would give.
+BLOCK = 4096
 
 
 def _offset_sampler(draw: Callable[[np.random.Generator], float], positive_only: bool = False) -> Sampler:
@@ -36,9 +38,25 @@ WRAP_MODES: dict[str, Sampler] = {
 }
 
 
-def draw_count(mode: str, rng: np.random.Generator, max_instructions: int) -> int:
+def _sampler(mode: str) -> Sampler:
     try:
-        sampler = WRAP_MODES[mode]
+        return WRAP_MODES[mode]
     except KeyError:
         raise ValueError(f"unknown wrap mode {mode!r}; choose one of {sorted(WRAP_MODES)}") from None
-    return sampler(rng, max_instructions)
+
+
+def draw_count(mode: str, rng: np.random.Generator, max_instructions: int) -> int:
+    return _sampler(mode)(rng, max_instructions)
+
+
+def count_stream(mode: str, rng: np.random.Generator, max_instructions: int) -> Iterator[int]:
+    """draw_count(mode, rng, max_instructions), again and again. Uniform counts come in blocks:
+    numpy draws a block from the same stream of bounded integers as one call per number
+    (tests/test_mosaic_counts.py), at a fraction of the calls' overhead; the generator is then
+    ahead of the last number used, so it must serve nothing else."""
+    if mode == "uniform":
+        while True:
+            yield from rng.integers(1, max_instructions + 1, size=BLOCK).tolist()
+    sampler = _sampler(mode)
+    while True:
+        yield sampler(rng, max_instructions)

@@ -22,7 +22,7 @@ only then is the rest joined and searched.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from mosaic_it.mosaic.segments import FINE, SegmentCounts, is_clean
 
@@ -33,9 +33,12 @@ Summary = tuple[str, int, str | None, bool]
 
 
 class JoinedCounts:
-    def __init__(self, segments: SegmentCounts, tokens: dict[str, int], shorts: dict[str, str]) -> None:
+    def __init__(self, segments: SegmentCounts, tokens: dict[str, int], shorts: dict[str, str],
+                 learn: Callable[[Sequence[str]], None] = lambda pieces: None) -> None:
+        """`learn` counts (and cuts) pieces not yet known, filling `tokens` and `shorts`."""
         self.segments = segments
         self.tokens, self.shorts = tokens, shorts  # the sample counter's, filled as pieces are learnt
+        self.learn = learn
         self.summaries: dict[str, Summary | None] = {}  # None: the short form is not clean
         # A join L + H: the count of all its segments, of all but the last one, and the last one.
         self.joins: dict[str, tuple[int, int, str]] = {}
@@ -46,8 +49,8 @@ class JoinedCounts:
             f"|(?:{'|'.join(map(re.escape, starts))})\\Z" if starts else "")) if tokens else None
 
     def count(self, pieces: Sequence[str], searched: bool = False) -> int | None:
-        """The exact count of "".join(pieces), whose pieces' counts are known; None if its rest is
-        not clean. `searched`: the rest is known to hold no added token."""
+        """The exact count of "".join(pieces); None if its rest is not clean. A piece seen for the
+        first time is learnt. `searched`: the rest is known to hold no added token."""
         summaries, joins = self.summaries, self.joins
         total, last = 0, ""
         for piece in pieces:
@@ -56,6 +59,7 @@ class JoinedCounts:
             try:
                 summary = summaries[piece]
             except KeyError:
+                self.learn([piece])
                 summary = self.summarize([piece])[0]
             if summary is None:
                 return None
@@ -112,6 +116,7 @@ class JoinedCounts:
         return result
 
     def _search(self, pieces: Sequence[str]) -> int | None:
+        self.learn(pieces)
         rest = "".join(map(self.shorts.get, pieces, pieces))
         if not self.segments.added.search(rest):  # type: ignore[union-attr]
             return self.count(pieces, searched=True)

@@ -111,6 +111,21 @@ def instruction_parts(layout: Layout, texts: Sequence[str], meta: str) -> list[s
     return [*block, layout.meta_separator, meta]
 
 
+def instruction_scaffold(layout: Layout, count: int, meta: str) -> list[str]:
+    """The pieces instruction_parts() adds to `count` texts, in no particular order: for sums over
+    the pieces without rendering the sample (tests/test_mosaic_layout.py checks the two agree)."""
+    pieces = [layout.number(position) for position in range(count)]
+    pieces += [layout.instruction_separator] * (count - 1)
+    return pieces + [meta, layout.meta_separator] if meta else pieces
+
+
+def output_scaffold(layout: Layout, response_ids: Sequence[int]) -> list[str]:
+    """The pieces output_parts() adds to the responses, in no particular order."""
+    pieces = [layout.number(position) for position in response_ids]
+    pieces += [layout.begin_tag, layout.end_tag] * len(response_ids)
+    return pieces + [layout.response_separator] * (len(response_ids) - 1)
+
+
 def output_parts(layout: Layout, responses: Sequence[str], response_ids: Sequence[int]) -> list[str]:
     """The output as pieces; `response_ids` are positions within the sample, in answer order."""
     parts: list[str] = []

@@ -1,0 +1,64 @@
+"""The packer's budget check without rendering (mosaic_it.mosaic.record_sums) answers what
+SampleCounter.fit() answers on the rendered sample, for every layout, rule and budget."""
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from mosaic_it.mosaic.budget import UNCOUNTED, SampleCounter, TokenCounter
+from mosaic_it.mosaic.engine import plan_sample, render
+from mosaic_it.mosaic.layout import draw_layout, instruction_parts, instruction_scaffold, output_parts, output_scaffold
+from mosaic_it.mosaic.record_sums import RecordSums
+
+from test_budget_segments import ADVERSARIAL
+
+
+def test_the_scaffolds_are_the_pieces_the_layout_adds():
+    rng = random.Random(0)
+    for _ in range(300):
+        layout = draw_layout(rng)
+        count = rng.randint(1, 10)
+        texts = [f"text {i}" for i in range(count)]
+        positions = rng.sample(range(count), rng.randint(1, count))
+        meta = rng.choice(["", "Answer them all."])
+        instruction = Counter(instruction_parts(layout, texts, meta))
+        instruction.subtract(texts)
+        assert +instruction == +Counter(instruction_scaffold(layout, count, meta))
+        output = Counter(output_parts(layout, texts, positions))
+        output.subtract(texts[p] for p in positions)
+        assert +output == +Counter(output_scaffold(layout, positions))
+        assert instruction.total() == len(instruction_scaffold(layout, count, meta))
+        assert output.total() == len(output_scaffold(layout, positions))
+
+
+def test_the_check_without_rendering_is_fit_on_the_rendered_sample(embedded_tokenizer):
+    # Empty texts and responses too: they change the number of joins, not the sums.
+    texts = [*ADVERSARIAL, "", "Name three colours.", "Sort these words:\nb a c"]
+    responses = [*reversed(ADVERSARIAL), "Red, green and blue.", "", "a b c"]
+    counter = TokenCounter(embedded_tokenizer)
+    plain, summed = SampleCounter(counter, texts + responses), SampleCounter(counter, texts + responses)
+    sums = RecordSums(summed, texts, responses)
+    rng = random.Random(2)
+    rendered = left = 0
+    for _ in range(400):
+        ids = rng.sample(range(len(texts)), rng.randint(1, 8))
+        chosen = [texts[i] for i in ids]
+        plan = plan_sample(chosen, random.Random(rng.random()), rng.choice(["format", "order", "mask"]),
+                           layout=draw_layout(rng))
+        sides = render(plan, chosen, [responses[i] for i in ids])
+        tokens = plain.count(sides)
+        estimate = sum(map(plain.piece_sum, sides))
+        bound = sum(map(plain.bound, sides))
+        for budget in (tokens - 1, tokens, estimate - 1, estimate, bound - 1, bound):
+            for deferrable in (False, True):
+                expected = plain.fit(sides, budget, deferrable)
+                fit, their_sides = sums.fit(ids, chosen, plan, budget, deferrable)
+                assert fit == expected
+                assert plain.exact_checks == summed.exact_checks
+                if their_sides is not None:
+                    rendered += 1
+                    assert [list(side) for side in their_sides] == [list(side) for side in sides]
+                else:
+                    assert fit in (None, UNCOUNTED)
+                left += fit == UNCOUNTED
+    assert rendered > 500 and left > 300 and plain.exact_checks > 100
