@@ -42,6 +42,12 @@ def test_the_child_runs_its_half_in_another_process_and_mine_runs_here():
     assert ran_here == [os.getpid()]
 
 
+@pytest.mark.parametrize("result", [{"memo": {"a b": 2, "": 0}, "cuts": [[3, "x y", 1], [2]]}, [1.5, None, True],
+                                    "lone \ud800 surrogate", [2**70, -(2**65)], "x" * 100_000])
+def test_the_childs_result_reads_back_equal(result, can_fork):
+    assert forked.in_two(lambda: None, lambda: result) == result
+
+
 def test_a_failing_child_or_another_thread_means_none_and_mine_still_runs():
     ran_here = []
     assert forked.in_two(lambda: ran_here.append(1), lambda: 1 / 0) is None
