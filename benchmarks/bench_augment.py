@@ -24,12 +24,15 @@ so only a quiet run shows what the second core gives; `load_average_*` below say
 `--against DIR` also times, in the same rounds, the augment command run from another copy of the
 sources (DIR holds its `mosaic_it` and params.yaml, e.g. `git archive OLD mosaic_it params.yaml |
 tar -x -C DIR`), for a before/after ratio measured side by side, and checks the outputs are equal.
+Each command's CPU seconds (user + system, its forked helpers included) come beside its wall time:
+on a noisy machine they vary less, and medians of both are given for the before/after pair.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,6 +59,10 @@ print(json.dumps({"records": len(records), "tokens": int(tokens.sum()), "tokeniz
 """
 
 
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
 def timed(command: list[str], pythonpath: Path | None = None, cwd: Path = ROOT) -> dict:
     """Wall seconds and peak RSS of one child process, with its last stdout line."""
     # As a user runs them: the Rust tokenizer's own thread pool on, whatever this shell set
@@ -71,7 +78,10 @@ def timed(command: list[str], pythonpath: Path | None = None, cwd: Path = ROOT) 
     seconds = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"{command[0]} failed with status {status}")
-    return {"seconds": seconds, "peak_rss_mb": round(usage.ru_maxrss / 1024), "stdout": out.strip().splitlines()[-1]}
+    # CPU seconds of the process and of the children it waited for (augment's forked helpers).
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"seconds": seconds, "cpu_s": cpu, "peak_rss_mb": round(usage.ru_maxrss / 1024),
+            "stdout": out.strip().splitlines()[-1]}
 
 
 def main() -> None:
@@ -118,6 +128,7 @@ def main() -> None:
         "tokenize_pass_process_s": [round(r["seconds"], 2) for r in tokenize],
         "tokenize_pass_in_process_s": [round(json.loads(r["stdout"])["tokenize_s"], 2) for r in tokenize],
         "augment_cli_s": [round(r["seconds"], 2) for r in augment],
+        "augment_cli_cpu_s": [round(r["cpu_s"], 2) for r in augment],
         "augment_over_tokenize_pass_best_of_each": round(best_augment / best_tokenize, 2),
         **({"reference_s": [round(r["seconds"], 2) for r in reference],
             "reference_samples": [r["samples"] for r in reference],
@@ -126,7 +137,10 @@ def main() -> None:
            if reference else {"reference_s_from_issue": REFERENCE_SECONDS,
                               "speedup_vs_reference_best": round(REFERENCE_SECONDS / best_augment, 1)}),
         **({"against_cli_s": [round(r["seconds"], 2) for r in against],
+            "against_cli_cpu_s": [round(r["cpu_s"], 2) for r in against],
             "against_over_augment_best_of_each": round(min(r["seconds"] for r in against) / best_augment, 2),
+            "against_over_augment_median": round(median(against, "seconds") / median(augment, "seconds"), 3),
+            "against_over_augment_median_cpu": round(median(against, "cpu_s") / median(augment, "cpu_s"), 3),
             "against_output_identical": same} if against else {}),
         "augment_peak_rss_mb": max(r["peak_rss_mb"] for r in augment),
         "tokenize_peak_rss_mb": max(r["peak_rss_mb"] for r in tokenize),
