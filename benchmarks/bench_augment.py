@@ -24,6 +24,7 @@ so only a quiet run shows what the second core gives; `load_average_*` below say
 `--against DIR` also times, in the same rounds, the augment command run from another copy of the
 sources (DIR holds its `mosaic_it` and params.yaml, e.g. `git archive OLD mosaic_it params.yaml |
 tar -x -C DIR`), for a before/after ratio measured side by side, and checks the outputs are equal.
+`--verify` also times `mosaic-it verify` on each output, this copy's and the other's, by their own code.
 Each command's CPU seconds (user + system, its forked helpers included) come beside its wall time:
 on a noisy machine they vary less, and medians of both are given for the before/after pair.
 """
@@ -90,9 +91,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--against", type=Path, help="another copy of the sources to time beside this one")
     parser.add_argument("--reference", type=Path, help="a folder holding the reference mosaic_main.py (see above)")
+    parser.add_argument("--verify", action="store_true", help="also time `mosaic-it verify` on each output")
     args = parser.parse_args()
     cli = str(Path(sys.executable).parent / "mosaic-it")
-    tokenize, augment, against, reference = [], [], [], []
+    tokenize, augment, against, reference, verify, against_verify = [], [], [], [], [], []
     if args.reference:
         from mosaic_it.models.embedded import embedded_tokenizer_dir
 
@@ -103,6 +105,9 @@ def main() -> None:
             return [cli, "augment", str(args.data), "--output", str(Path(folder) / name / "mosaic.jsonl"),
                     *AUGMENT_ARGS, "--stats-dir", str(Path(folder) / name / "stats"), "--params", str(params)]
 
+        def verify_command(name: str) -> list[str]:
+            return [cli, "verify", str(Path(folder) / name / "mosaic.jsonl"), "--source", str(args.data)]
+
         for _ in range(args.rounds):
             tokenize.append(timed([sys.executable, "-c", TOKENIZE_PASS, str(args.data)]))
             augment.append(timed(command("this")))
@@ -110,6 +115,10 @@ def main() -> None:
                 # The other copy's own params.yaml where it has one: its config may predate ours.
                 params = args.against / "params.yaml"
                 against.append(timed(command("against", *[params.resolve()] * params.exists()), args.against.resolve()))
+            if args.verify:
+                verify.append(timed(verify_command("this")))
+                if args.against:
+                    against_verify.append(timed(verify_command("against"), args.against.resolve()))
             if args.reference:
                 reference.append(timed([sys.executable, "mosaic_main.py", "--data_path", str(args.data.resolve()),
                                         "--save_path", str(Path(folder) / "reference.json"),
@@ -142,6 +151,11 @@ def main() -> None:
             "against_over_augment_median": round(median(against, "seconds") / median(augment, "seconds"), 3),
             "against_over_augment_median_cpu": round(median(against, "cpu_s") / median(augment, "cpu_s"), 3),
             "against_output_identical": same} if against else {}),
+        **({"verify_cli_s": [round(r["seconds"], 2) for r in verify],
+            "verify_cli_cpu_s": [round(r["cpu_s"], 2) for r in verify]} if verify else {}),
+        **({"against_verify_cli_s": [round(r["seconds"], 2) for r in against_verify],
+            "against_verify_over_verify_median": round(median(against_verify, "seconds") / median(verify, "seconds"), 2)}
+           if against_verify else {}),
         "augment_peak_rss_mb": max(r["peak_rss_mb"] for r in augment),
         "tokenize_peak_rss_mb": max(r["peak_rss_mb"] for r in tokenize),
         "load_average_before": load_before,

@@ -9,6 +9,7 @@ import pytest
 from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.jsonl import iter_jsonl, write_jsonl
 from mosaic_it.mosaic.augment import run_augment
+from mosaic_it.models.tokenizer import count_tokens
 from mosaic_it.mosaic.budget import TokenCounter
 from mosaic_it.mosaic.verify import check_sample, verify_file
 from mosaic_it.mosaic.sources import load_source_records
@@ -209,3 +210,32 @@ def test_one_parse_reads_the_bundled_sample_as_read_records(sample_data):
     from mosaic_it.mosaic.sources import _all_usable
 
     assert _all_usable(sample_data) == _read_record_by_record(sample_data)
+
+
+def test_verify_counts_in_batches_what_each_sample_counts_alone(tmp_path, records_file, embedded_tokenizer, monkeypatch):
+    from mosaic_it.mosaic import verify
+
+    records = load_source_records(records_file)
+    counter = TokenCounter(embedded_tokenizer)
+    cfg, samples = augment(tmp_path, records_file, epochs=1, max_tokens=512)
+    for line in (2, 9, 10, len(samples)):  # in several batches of 7, at their edges too
+        samples[line - 1]["mosaic"]["tokens"] += 1
+    tampered = tmp_path / "tampered.jsonl"
+    write_jsonl(tampered, samples)
+    refused = samples[11]["output"]  # a batch the tokenizer refuses is counted sample by sample
+    batched = []
+
+    def count_or_refuse(tokenizer, texts):
+        batched.append(len(texts))
+        if refused in texts:
+            raise ValueError("refused")
+        return count_tokens(tokenizer, texts)
+
+    monkeypatch.setattr(verify, "CHECK_BATCH", 7)
+    monkeypatch.setattr(verify, "count_tokens", count_or_refuse)
+    report = verify_file(tampered, records_file, None, show_progress=False)
+    alone = [f"{tampered}:{line}: {problem}"
+             for line, sample in enumerate(samples, 1) for problem in check_sample(sample, records, counter)]
+    assert report.samples == len(samples) and report.violation_count == len(alone) == 4
+    assert report.violations == alone and all("differs from the exact count" in v for v in alone)
+    assert batched[:2] == [14, 14] and len(batched) == -(-len(samples) // 7)
