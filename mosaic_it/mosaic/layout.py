@@ -113,7 +113,7 @@ def instruction_parts(layout: Layout, texts: Sequence[str], meta: str) -> list[s
 
 def instruction_scaffold(layout: Layout, count: int, meta: str) -> list[str]:
     """The pieces instruction_parts() adds to `count` texts, in no particular order: for sums over
-    the pieces without rendering the sample (tests/test_mosaic_layout.py checks the two agree)."""
+    the pieces without rendering the sample (tests/test_record_sums.py checks the two agree)."""
     pieces = [layout.number(position) for position in range(count)]
     pieces += [layout.instruction_separator] * (count - 1)
     return pieces + [meta, layout.meta_separator] if meta else pieces

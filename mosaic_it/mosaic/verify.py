@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from tqdm import tqdm
@@ -150,7 +150,6 @@ def verify_file(samples_path: str | Path, source_path: str | Path, tokenizer_nam
             if len(report.violations) < MAX_LISTED:
                 report.violations.append(f"{samples_path}:{line}: {problem}")
     return report
-
 
 
 def _counted(samples: Iterable[tuple[int, dict]], counter: TokenCounter) -> Iterator[tuple[int, dict, int | None]]:
