@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -153,15 +154,25 @@ def verify_file(samples_path: str | Path, source_path: str | Path, tokenizer_nam
 
 
 def _counted(samples: Iterable[tuple[int, dict]], counter: TokenCounter) -> Iterator[tuple[int, dict, int | None]]:
-    """Each (line, sample) with its exact token count, the sides of CHECK_BATCH samples at a time
-    tokenized whole in one batch (the counts of TokenCounter.sample_tokens, on both cores)."""
+    """Each (line, sample) with its exact token count (None where its batch was refused): the sides
+    of CHECK_BATCH samples at a time tokenized whole in one batch, the counts of
+    TokenCounter.sample_tokens. The tokenizer lets go of the GIL, so a thread counts the next batch
+    while this one is read and checked."""
     samples = iter(samples)
-    while batch := list(islice(samples, CHECK_BATCH)):
-        try:
-            counts = count_tokens(counter.tokenizer, [side for _, sample in batch
-                                                      for side in (sample["instruction"], sample["output"])])
-        except (TypeError, ValueError):  # a side the tokenizer refuses (a lone surrogate, say):
-            yield from ((line, sample, None) for line, sample in batch)  # each is counted, and fails, alone
-            continue
-        for (line, sample), instruction, output in zip(batch, counts[0::2].tolist(), counts[1::2].tolist()):
-            yield line, sample, instruction + output
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-count") as pool:
+        batch = list(islice(samples, CHECK_BATCH))
+        counting = pool.submit(_batch_tokens, counter, batch)
+        while batch:
+            following = list(islice(samples, CHECK_BATCH))
+            counting_next = pool.submit(_batch_tokens, counter, following) if following else None
+            yield from ((line, sample, tokens) for (line, sample), tokens in zip(batch, counting.result()))
+            batch, counting = following, counting_next
+
+
+def _batch_tokens(counter: TokenCounter, batch: list[tuple[int, dict]]) -> list[int] | list[None]:
+    try:
+        counts = count_tokens(counter.tokenizer, [side for _, sample in batch
+                                                  for side in (sample["instruction"], sample["output"])])
+    except (TypeError, ValueError):  # a side the tokenizer refuses: each sample is counted, and fails, alone
+        return [None] * len(batch)
+    return (counts[0::2] + counts[1::2]).tolist()
