@@ -142,3 +142,18 @@ def test_a_progress_bar_s_monitor_thread_does_not_keep_a_process_from_forking(mo
         assert any(type(t).__name__ == "TMonitor" for t in threading.enumerate())
         assert forked.can_fork()
     assert not any(type(t).__name__ == "TMonitor" for t in threading.enumerate())
+
+
+def test_a_fork_that_fails_leaves_the_tokenizers_setting_as_it_was(monkeypatch):
+    def no_process(*_):
+        raise OSError("no process to spare")
+
+    monkeypatch.setattr(os, "fork", no_process)
+    for before in (None, "true"):
+        if before is None:
+            monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+        else:
+            monkeypatch.setenv("TOKENIZERS_PARALLELISM", before)
+        with pytest.raises(OSError):
+            forked.fork_child(lambda: None)
+        assert os.environ.get("TOKENIZERS_PARALLELISM") == before

@@ -20,11 +20,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mosaic_it.mosaic.forked import _fork, can_fork
+from mosaic_it.mosaic.forked import can_fork, fork_child, kill_child
 
 # Fewer prompts finish in a few seconds: not worth a second process.
 FORK_AT_PROMPTS = 8
@@ -102,25 +101,21 @@ class _Child:
             fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
         except (AttributeError, OSError):  # not Linux, or over the system's pipe limit: blocks sooner
             pass
+
+        def answer() -> None:
+            with os.fdopen(writer, "wb") as pipe:
+                def send(index: int, tokens: list[int]) -> None:
+                    pipe.write(json.dumps([index, tokens]).encode() + b"\n")
+                    pipe.flush()  # each answer as it finishes, whole
+
+                job(send)
+
         try:
-            pid = _fork()
+            pid = fork_child(answer, close=[reader])
         except OSError:
             os.close(reader)
             os.close(writer)
             return None
-        if pid == 0:  # the child: never returns into the caller's code
-            status = 1
-            try:
-                os.close(reader)
-                with os.fdopen(writer, "wb") as pipe:
-                    def send(index: int, tokens: list[int]) -> None:
-                        pipe.write(json.dumps([index, tokens]).encode() + b"\n")
-                        pipe.flush()  # each answer as it finishes, whole
-
-                    job(send)
-                status = 0
-            finally:
-                os._exit(status)  # no atexit handlers, no flushing of buffers copied from the parent
         os.close(writer)
         os.set_blocking(reader, False)
         return cls(pid, reader)
@@ -147,11 +142,7 @@ class _Child:
 
     def stop(self) -> None:
         if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)  # a no-op once it has exited
-            except ProcessLookupError:
-                pass
-            os.waitpid(self.pid, 0)
+            kill_child(self.pid)
             self.pid = 0
         if self.reader >= 0:
             os.close(self.reader)

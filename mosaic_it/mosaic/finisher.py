@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import mmap
 import os
-import signal
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import orjson
 
 from mosaic_it.atomic import atomic_open
 from mosaic_it.mosaic.engine import Plan
-from mosaic_it.mosaic.forked import _fork, can_fork
+from mosaic_it.mosaic.forked import can_fork, fork_child, kill_child
 from mosaic_it.mosaic.layout import Layout
 from mosaic_it.mosaic.rules import rules_for
 from mosaic_it.mosaic.stats import StatsTally
@@ -119,35 +118,29 @@ class _Child:
         done = mmap.mmap(-1, _DONE.size)  # shared with the child: how many samples it has written
         decisions_in, decisions_out = os.pipe()
         results_in, results_out = os.pipe()
+        def finish_all() -> None:
+            gc.freeze()  # the collector never walks the parent's objects (each visit copies a page)
+            tokens: list[int] = []
+
+            def finished(lines: Iterable[bytes]) -> Iterator[dict]:
+                for line in lines:
+                    sample = finish(decode(line))
+                    tokens.append(sample["mosaic"]["tokens"])
+                    yield sample
+                    _DONE.pack_into(done, 0, len(tokens))  # resumed once the sample is written
+
+            with os.fdopen(decisions_in, "rb", _PIPE_BUFFER) as lines, \
+                    os.fdopen(os.dup(handle.fileno()), "wb", _PIPE_BUFFER) as output:
+                write_lines(output, finished(lines))
+            with os.fdopen(results_out, "wb") as results:
+                results.write(orjson.dumps(tokens))
+
         try:
-            pid = _fork()
+            pid = fork_child(finish_all, close=[decisions_out, results_in])
         except OSError:  # no process to spare: this one finishes everything
             for fd in (decisions_in, decisions_out, results_in, results_out):
                 os.close(fd)
             return None
-        if pid == 0:  # the child: never returns into the caller's code
-            status = 1
-            try:
-                gc.freeze()  # the collector never walks the parent's objects (each visit copies a page)
-                os.close(decisions_out)
-                os.close(results_in)
-                tokens: list[int] = []
-
-                def finished(lines: Iterable[bytes]) -> Iterator[dict]:
-                    for line in lines:
-                        sample = finish(decode(line))
-                        tokens.append(sample["mosaic"]["tokens"])
-                        yield sample
-                        _DONE.pack_into(done, 0, len(tokens))  # resumed once the sample is written
-
-                with os.fdopen(decisions_in, "rb", _PIPE_BUFFER) as lines, \
-                        os.fdopen(os.dup(handle.fileno()), "wb", _PIPE_BUFFER) as output:
-                    write_lines(output, finished(lines))
-                with os.fdopen(results_out, "wb") as results:
-                    results.write(orjson.dumps(tokens))
-                status = 0
-            finally:
-                os._exit(status)  # no atexit handlers, no flushing of buffers copied from the parent
         os.close(decisions_in)
         os.close(results_out)
         return cls(pid, os.fdopen(decisions_out, "wb", _SEND_BUFFER), results_in, done)
@@ -180,8 +173,7 @@ class _Child:
     def stop(self) -> None:
         """Where result() did not run to the end: the child's work is not wanted."""
         if self.pid:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
+            kill_child(self.pid)
             self.pid = 0
         if self.results >= 0:
             os.close(self.results)

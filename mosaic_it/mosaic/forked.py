@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -86,16 +86,12 @@ def in_two(mine: Callable[[], None], theirs: Callable[[], Any]) -> Any | None:
         mine()
         return None
     reader, writer = os.pipe()
-    pid = _fork()
-    if pid == 0:  # the child: never returns into the caller's code
-        status = 1
-        try:
-            os.close(reader)
-            with os.fdopen(writer, "wb") as pipe:
-                pipe.write(_dumps(theirs()))
-            status = 0
-        finally:
-            os._exit(status)  # no atexit handlers, no flushing of buffers copied from the parent
+
+    def send() -> None:
+        with os.fdopen(writer, "wb") as pipe:
+            pipe.write(_dumps(theirs()))
+
+    pid = fork_child(send, close=[reader])
     os.close(writer)
     try:
         with os.fdopen(reader, "rb") as pipe:
@@ -105,8 +101,7 @@ def in_two(mine: Callable[[], None], theirs: Callable[[], Any]) -> Any | None:
         pid = 0
     finally:
         if pid:  # mine() failed or this process was interrupted: the child's work is not wanted
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            kill_child(pid)
     if status != 0 or not data:
         return None
     return json.loads(data[1:]) if data.startswith(_PLAIN) else orjson.loads(data)
@@ -124,18 +119,45 @@ def _dumps(result: Any) -> bytes:
         return _PLAIN + json.dumps(result, separators=(",", ":")).encode()
 
 
+def fork_child(job: Callable[[], None], close: Sequence[int] = ()) -> int:
+    """Fork a child that closes the descriptors `close` (this process's ends of its pipes), runs
+    job() and exits at once, with status 0 where job() returned and 1 where it raised: it never
+    returns into the caller's code, runs no atexit handler and flushes no buffer copied from this
+    process. The child's pid; OSError where no process could be forked."""
+    pid = _fork()
+    if pid == 0:
+        status = 1
+        try:
+            for fd in close:
+                os.close(fd)
+            job()
+            status = 0
+        finally:
+            os._exit(status)
+    return pid
+
+
+def kill_child(pid: int) -> None:
+    """End a child whose work is not wanted, and reap it (not yet reaped, it can always be killed)."""
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
 def _fork() -> int:
     # The child tokenizes on one thread (the two processes share the cores) and, with the
     # variable set before the fork, the tokenizers library does not warn about the fork.
     before = os.environ.get(_PARALLELISM)
     os.environ[_PARALLELISM] = "false"
-    pid = os.fork()
-    if pid != 0:
-        if before is None:
-            del os.environ[_PARALLELISM]
-        else:
-            os.environ[_PARALLELISM] = before
-    return pid
+    pid = -1
+    try:
+        pid = os.fork()
+        return pid
+    finally:
+        if pid != 0:  # this process, forked or not
+            if before is None:
+                del os.environ[_PARALLELISM]
+            else:
+                os.environ[_PARALLELISM] = before
 
 
 class Standby:
@@ -148,19 +170,16 @@ class Standby:
         if not can_fork():
             return
         reader, writer = os.pipe()
-        pid = _fork()
-        if pid == 0:
-            status = 1
-            try:
-                os.close(writer)
-                prepare()
-                with os.fdopen(reader, "rb") as pipe:
-                    message = pipe.read()
-                if message:  # nothing at all: cancelled
-                    job(json.loads(message))
-                    status = 0
-            finally:
-                os._exit(status)
+
+        def wait_then_run() -> None:
+            prepare()
+            with os.fdopen(reader, "rb") as pipe:
+                message = pipe.read()
+            if not message:  # nothing at all: cancelled
+                raise SystemExit(1)
+            job(json.loads(message))
+
+        pid = fork_child(wait_then_run, close=[writer])
         os.close(reader)
         self.pid, self.writer = pid, writer
 
@@ -179,7 +198,6 @@ class Standby:
 
     def cancel(self) -> None:
         if self.pid:
-            os.kill(self.pid, signal.SIGKILL)
+            kill_child(self.pid)
             os.close(self.writer)
-            os.waitpid(self.pid, 0)
             self.pid = 0
