@@ -163,17 +163,3 @@ def test_no_core_is_idle_while_other_processes_keep_every_core_busy():
         for process in busy:
             process.kill()
             process.wait()
-
-
-def test_a_piece_taken_from_another_counter_is_what_learning_it_gives(embedded_tokenizer):
-    counter = TokenCounter(embedded_tokenizer)
-    learnt, taken = SampleCounter(counter, ADVERSARIAL[:5]), SampleCounter(counter, ADVERSARIAL[:5])
-    metas = ["Answer each of the following instructions. Skip items 2, 4 and so on.", "Reply.",
-             "non\u00a0breaking meta", "a  b\n\n c", "<|im_end|> x y"]
-    for meta in metas:
-        learnt.piece_sum([meta])
-        taken.learn(meta, learnt.known(meta))
-    assert taken.tokens == learnt.tokens and taken.shorts == learnt.shorts
-    assert learnt.shorts[metas[0]] == "Answer on."
-    side = [metas[0], "\n", "1. ", ADVERSARIAL[0], "\n", metas[3]]
-    assert taken.side_tokens(side) == learnt.side_tokens(side) == counter.exact("".join(side))

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from mosaic_it.mosaic.engine import plan_sample
-from mosaic_it.mosaic.layout import Layout
+from mosaic_it.mosaic.layout import Layout, draw_layout
 from mosaic_it.mosaic.rules import MASK_RULES, ORDER_RULES, applicable
 
 TEXTS = [
@@ -143,3 +143,17 @@ def test_a_new_rule_is_one_registered_entry():
         assert "wrap around" in plan.meta_instruction
     finally:
         del ORDER_RULES["TEST_ROTATE"]
+
+
+def test_meta_instruction_sentences_start_and_end_with_a_non_space():
+    # So each joining space starts a segment, and the packer may sum the sentences' counts
+    # (engine.meta_pieces; tests/test_record_sums.py checks the sums).
+    rng = random.Random(7)
+    for _ in range(3000):
+        texts = rng.sample(TEXTS, rng.randint(1, len(TEXTS)))
+        plan = plan_sample(texts, rng, rng.choice(["format", "order", "mask"]), layout=draw_layout(rng))
+        pieces = plan.meta_pieces
+        assert plan.meta_instruction == "".join(pieces)
+        for index, piece in enumerate(pieces):
+            sentence = piece[1:] if index else piece
+            assert sentence and sentence == sentence.strip() and (not index or piece[0] == " "), pieces

@@ -93,16 +93,13 @@ class Packer:
             plan = plan_sample(texts, rng, strategy, layout=layout)
             tokens, sides = self.sums.fit(ids, texts, plan, self.cfg.max_tokens, self.defer)
             if tokens is not None:
-                meta = plan.meta_instruction
-                return Planned(ids, plan, epoch, tokens, sides, self.exact.known(meta) if self.defer and meta else None)
+                return Planned(ids, plan, epoch, tokens, sides)
             ids = ids[:-1]
         return None
 
     def finish(self, planned: Planned) -> dict:
         """The sample a decision stands for, with its exact token count."""
-        ids, plan, epoch, tokens, sides, known = planned
-        if known is not None:
-            self.exact.learn(plan.meta_instruction, known)
+        ids, plan, epoch, tokens, sides = planned
         if sides is None:
             sides = self.sides_of(planned)
         if tokens == UNCOUNTED:

@@ -125,18 +125,6 @@ class SampleCounter:
                 "summaries": [self.joined.summaries[t] for t in dict.fromkeys(texts)],  # type: ignore[union-attr]
                 "segments": self.segments.memo}  # type: ignore[union-attr]
 
-    def known(self, piece: str) -> list:
-        """A learnt piece's count and cut, as JSON (_state's format), for another process's learn()."""
-        total = self.tokens[piece]
-        short = self.shorts.get(piece)
-        return [total] if short is None else [total, short, total - self.tokens[short]]
-
-    def learn(self, piece: str, known: list) -> None:
-        """Take what known() gave about a piece another process learnt (the same as learning it)."""
-        if piece not in self.tokens:
-            total, *cut = known
-            self._add(piece, total, (cut[0], cut[1]) if cut else None)
-
     def _take_state(self, texts: Sequence[str], state: dict[str, Any]) -> None:
         for text, (total, *cut) in zip(texts, state["cuts"], strict=True):
             self._add(text, total, (cut[0], cut[1]) if cut else None)

@@ -22,8 +22,14 @@ class Plan:
     strategy: str
     rule: Rule | None
     args: dict[str, Any]
-    meta_instruction: str
+    # The meta-instruction's sentences, each after the first with the space that joins it: they
+    # recur across samples where the whole rarely does, so their counts are learnt once.
+    meta_pieces: tuple[str, ...]
     response_positions: list[int]
+
+    @property
+    def meta_instruction(self) -> str:
+        return "".join(self.meta_pieces)
 
 
 def draw_strategy(mix: str, rng: random.Random) -> str:
@@ -81,13 +87,19 @@ def plan_sample(
         positions = rule.arrange(texts, args)
         sentences += _rule_sentence(rule, texts, args, rng)
     rng.shuffle(sentences)
-    return Plan(layout, strategy, rule, args, " ".join(sentences), positions)
+    return Plan(layout, strategy, rule, args, meta_pieces(sentences), positions)
+
+
+def meta_pieces(sentences: Sequence[str]) -> tuple[str, ...]:
+    """The pieces of " ".join(sentences). Every sentence starts and ends with a non-space
+    (tests/test_mosaic_rules.py), so each joining space starts a segment (mosaic.segments)."""
+    return (sentences[0], *[" " + sentence for sentence in sentences[1:]]) if sentences else ()
 
 
 def render(plan: Plan, texts: Sequence[str], responses: Sequence[str]) -> tuple[list[str], list[str]]:
     """The instruction and output of a plan, as lists of pieces (joined, they are the sample)."""
     return (
-        instruction_parts(plan.layout, texts, plan.meta_instruction),
+        instruction_parts(plan.layout, texts, plan.meta_pieces),
         output_parts(plan.layout, responses, plan.response_positions),
     )
 

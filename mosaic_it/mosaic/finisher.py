@@ -44,22 +44,20 @@ class Planned(NamedTuple):
     epoch: int
     tokens: int  # exact, or budget.UNCOUNTED
     sides: tuple[list[str], list[str]] | None  # the rendered pieces, where at hand
-    # The meta-instruction's count and cut (SampleCounter.known), so the child need not learn it.
-    meta: list | None = None
 
 
 def encode(planned: Planned) -> bytes:
     """One line of JSON: the decision without its pieces (the child renders them again)."""
-    ids, plan, epoch, tokens, _, known = planned
+    ids, plan, epoch, tokens, _ = planned
     return orjson.dumps([ids, epoch, tokens, plan.strategy, plan.rule.name if plan.rule else None, plan.args,
-                         plan.layout.as_tuple(), plan.meta_instruction, plan.response_positions, known],
+                         plan.layout.as_tuple(), plan.meta_pieces, plan.response_positions],
                         option=orjson.OPT_APPEND_NEWLINE)
 
 
 def decode(line: bytes) -> Planned:
-    ids, epoch, tokens, strategy, rule, args, layout, meta, positions, known = orjson.loads(line)
-    plan = Plan(Layout(*layout), strategy, rules_for(strategy)[rule] if rule else None, args, meta, positions)
-    return Planned(ids, plan, epoch, tokens, None, known)
+    ids, epoch, tokens, strategy, rule, args, layout, meta, positions = orjson.loads(line)
+    plan = Plan(Layout(*layout), strategy, rules_for(strategy)[rule] if rule else None, args, tuple(meta), positions)
+    return Planned(ids, plan, epoch, tokens, None)
 
 
 def write_lines(handle: IO[bytes], samples: Iterable[dict], tally: StatsTally | None = None) -> int:

@@ -97,8 +97,9 @@ def draw_layout(rng: random.Random) -> Layout:
     )
 
 
-def instruction_parts(layout: Layout, texts: Sequence[str], meta: str) -> list[str]:
-    """The instruction as a list of pieces whose concatenation is the full instruction text."""
+def instruction_parts(layout: Layout, texts: Sequence[str], meta: Sequence[str]) -> list[str]:
+    """The instruction as a list of pieces whose concatenation is the full instruction text; `meta`
+    is the meta-instruction's pieces (none: no meta-instruction)."""
     block: list[str] = []
     for position, text in enumerate(texts):
         if position:
@@ -107,16 +108,16 @@ def instruction_parts(layout: Layout, texts: Sequence[str], meta: str) -> list[s
     if not meta:
         return block
     if layout.meta_position == "before":
-        return [meta, layout.meta_separator, *block]
-    return [*block, layout.meta_separator, meta]
+        return [*meta, layout.meta_separator, *block]
+    return [*block, layout.meta_separator, *meta]
 
 
-def instruction_scaffold(layout: Layout, count: int, meta: str) -> list[str]:
+def instruction_scaffold(layout: Layout, count: int, meta: Sequence[str]) -> list[str]:
     """The pieces instruction_parts() adds to `count` texts, in no particular order: for sums over
     the pieces without rendering the sample (tests/test_record_sums.py checks the two agree)."""
     pieces = [layout.number(position) for position in range(count)]
     pieces += [layout.instruction_separator] * (count - 1)
-    return pieces + [meta, layout.meta_separator] if meta else pieces
+    return pieces + [*meta, layout.meta_separator] if meta else pieces
 
 
 def output_scaffold(layout: Layout, response_ids: Sequence[int]) -> list[str]:

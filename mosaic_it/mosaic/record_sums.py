@@ -30,7 +30,10 @@ class RecordSums:
         """SampleCounter.fit() of the sample `plan` makes of records `ids` (whose texts are
         `texts`), and its rendered sides where the check rendered them."""
         exact = self.exact
-        instruction = instruction_scaffold(plan.layout, len(ids), plan.meta_instruction)
+        meta = plan.meta_pieces
+        if exact.segments is None and len(meta) > 1:  # counted whole, its sentences' counts need not add up
+            meta = (plan.meta_instruction,)
+        instruction = instruction_scaffold(plan.layout, len(ids), meta)
         output = output_scaffold(plan.layout, plan.response_positions)
         answered = [ids[position] for position in plan.response_positions]
         text_tokens, response_tokens = self.text_tokens, self.response_tokens
@@ -39,7 +42,9 @@ class RecordSums:
         estimate = (sum(instruction_counts) + sum(output_counts)
                     + exact.piece_sum(instruction) + exact.piece_sum(output))
         # A piece is empty exactly where its count is 0 (every character is at least one token).
-        joins = (max(0, len(ids) - instruction_counts.count(0) + len(instruction) - instruction.count("") - 1)
+        # The meta-instruction's sentences are joined at cuts: they count as one piece here.
+        joins = (max(0, len(ids) - instruction_counts.count(0) + len(instruction) - instruction.count("") - 1
+                     - max(0, len(meta) - 1))
                  + max(0, len(answered) - output_counts.count(0) + len(output) - output.count("") - 1))
 
         def bound() -> int:

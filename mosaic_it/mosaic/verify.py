@@ -115,7 +115,8 @@ def check_sample(sample: dict, records: Sequence[dict], counter: TokenCounter, m
     if layout.tagged and not (layout.begin_tag in meta["meta_instruction"] and layout.end_tag in meta["meta_instruction"]):
         problems.append("tags are used but not announced in the meta-instruction")
     positions = [ids.index(i) for i in meta["response_ids"]]
-    plan = Plan(layout, meta["strategy"], None, meta.get("rule_args", {}), meta["meta_instruction"], positions)
+    plan = Plan(layout, meta["strategy"], None, meta.get("rule_args", {}),
+                (meta["meta_instruction"],) if meta["meta_instruction"] else (), positions)
     instruction, output = render(plan, texts, [records[i]["output"] for i in ids])
     if "".join(instruction) != sample["instruction"]:
         problems.append("instruction differs from its re-rendering (numbering/layout not as recorded)")
