@@ -163,3 +163,11 @@ def test_no_core_is_idle_while_other_processes_keep_every_core_busy():
         for process in busy:
             process.kill()
             process.wait()
+
+
+@pytest.mark.parametrize("busy_looks, idle", [(0, True), (1, True), (2, True), (3, False), (5, False)])
+def test_a_task_seen_in_a_look_or_two_does_not_make_a_core_busy(monkeypatch, busy_looks, idle):
+    looks = iter([forked._cores()] * busy_looks + [0] * (5 - busy_looks))
+    monkeypatch.setattr(forked, "_runnable_elsewhere", lambda: next(looks))
+    assert forked.core_idle(samples=5, apart_s=0) is idle
+

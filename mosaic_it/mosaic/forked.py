@@ -50,20 +50,22 @@ def _stop_tqdm_monitor() -> None:
             thread.exit()  # type: ignore[attr-defined]
 
 
-def core_idle(samples: int = 3, apart_s: float = 0.005) -> bool:
-    """Whether a second process would have a core to itself now: in each of a few looks, other
+def core_idle(samples: int = 5, apart_s: float = 0.005) -> bool:
+    """Whether a second process would have a core to itself now: in most of a few looks, other
     processes keep fewer cores busy than there are less one. This process's own threads do not
-    count (the tokenizer's pool may still be spinning). Where another job keeps the cores busy,
-    a second process only adds its own overhead. True where the kernel does not say."""
+    count (the tokenizer's pool may still be spinning), nor does a task that shows in a look or two
+    (on an idle machine, a kernel thread is runnable in about one look in thirty). Where another
+    job keeps the cores busy, a second process only adds its own overhead. True where the kernel
+    does not say."""
+    busy = 0
     try:
         for look in range(samples):
             if look:
                 time.sleep(apart_s)
-            if _runnable_elsewhere() >= _cores() - 1:
-                return False
+            busy += _runnable_elsewhere() >= _cores() - 1
     except (OSError, ValueError, IndexError):
         return True
-    return True
+    return busy <= samples // 2
 
 
 def _runnable_elsewhere() -> int:
