@@ -171,3 +171,21 @@ def test_a_task_seen_in_a_look_or_two_does_not_make_a_core_busy(monkeypatch, bus
     monkeypatch.setattr(forked, "_runnable_elsewhere", lambda: next(looks))
     assert forked.core_idle(samples=5, apart_s=0) is idle
 
+
+def test_a_tally_gathered_elsewhere_merges_as_if_tallied_here():
+    import orjson
+
+    rng = random.Random(3)
+    samples = [({"strategy": s, "rule": rng.choice([None, "REVERSE", "FIX"]), "epoch": rng.randrange(3)},
+                rng.randint(1, 10), rng.randint(1, 2000)) for s in rng.choices(["format", "order", "mask"], k=300)]
+    whole, here, there = StatsTally(), StatsTally(), StatsTally()
+    for sample in samples:
+        whole.add(*sample)
+    for sample in samples[:100]:
+        here.add(*sample)
+    for sample in samples[100:]:
+        there.add(*sample)
+    here.merge(orjson.loads(orjson.dumps(there.gathered())))  # as the finisher's child sends it
+    assert here.result() == whole.result()
+    assert orjson.dumps(here.result()) == orjson.dumps(whole.result())
+

@@ -86,17 +86,15 @@ def write_finished(path: str | Path, planned: Iterable[Planned], finish: Callabl
         try:
             kept = [child.send(counted(decision) if counted and child.behind() else decision)
                     for decision in planned]
-            tokens = child.result()
+            gathered = child.result()
         finally:
             child.stop()
-        if tokens is None or len(tokens) != len(kept):
+        if gathered is None or len(gathered["counts"]) != len(kept):
             handle.seek(0)
             handle.truncate()
             return write_lines(handle, map(finish, kept), tally)
         if tally is not None:
-            for (ids, plan, epoch, *_), count in zip(kept, tokens):
-                meta = {"strategy": plan.strategy, "rule": plan.rule.name if plan.rule else None, "epoch": epoch}
-                tally.add(meta, len(ids), count)
+            tally.merge(gathered)
         return len(kept)
 
 
@@ -118,20 +116,18 @@ class _Child:
         results_in, results_out = os.pipe()
         def finish_all() -> None:
             gc.freeze()  # the collector never walks the parent's objects (each visit copies a page)
-            tokens: list[int] = []
+            tally = StatsTally()  # here, where a core has time to spare, not in the parent after
 
             def finished(lines: Iterable[bytes]) -> Iterator[dict]:
-                for line in lines:
-                    sample = finish(decode(line))
-                    tokens.append(sample["mosaic"]["tokens"])
-                    yield sample
-                    _DONE.pack_into(done, 0, len(tokens))  # resumed once the sample is written
+                for written, line in enumerate(lines):
+                    _DONE.pack_into(done, 0, written)
+                    yield finish(decode(line))
 
             with os.fdopen(decisions_in, "rb", _PIPE_BUFFER) as lines, \
                     os.fdopen(os.dup(handle.fileno()), "wb", _PIPE_BUFFER) as output:
-                write_lines(output, finished(lines))
+                write_lines(output, finished(lines), tally)
             with os.fdopen(results_out, "wb") as results:
-                results.write(orjson.dumps(tokens))
+                results.write(orjson.dumps(tally.gathered()))
 
         try:
             pid = fork_child(finish_all, close=[decisions_out, results_in])
@@ -152,8 +148,9 @@ class _Child:
         self.sent += 1
         return planned
 
-    def result(self) -> list[int] | None:
-        """The child's exact counts, in order, once it has written every sample; None if it failed."""
+    def result(self) -> dict | None:
+        """The child's tally of the samples (StatsTally.gathered()), once it has written every
+        sample; None if it failed."""
         try:
             self.decisions.close()
         except OSError:
@@ -165,8 +162,8 @@ class _Child:
         self.pid = 0
         if not self.alive or status != 0 or not data:
             return None
-        tokens = orjson.loads(data)
-        return tokens if isinstance(tokens, list) else None
+        gathered = orjson.loads(data)
+        return gathered if isinstance(gathered, dict) else None
 
     def stop(self) -> None:
         """Where result() did not run to the end: the child's work is not wanted."""

@@ -52,6 +52,19 @@ class StatsTally:
         self.counts.append(count)
         self.tokens.append(tokens)
 
+    def gathered(self) -> dict[str, Any]:
+        """What has been tallied so far, as JSON: for merge() in another process."""
+        return {"strategies": self.strategies, "rules": self.rules, "per_epoch": list(self.per_epoch.items()),
+                "counts": self.counts, "tokens": self.tokens}
+
+    def merge(self, gathered: dict[str, Any]) -> None:
+        """Tally the samples another tally gathered (gathered()), after those tallied here."""
+        self.strategies.update(gathered["strategies"])
+        self.rules.update(gathered["rules"])
+        self.per_epoch.update({epoch: samples for epoch, samples in gathered["per_epoch"]})
+        self.counts += gathered["counts"]
+        self.tokens += gathered["tokens"]
+
     def result(self) -> dict[str, Any]:
         if not self.counts:
             return {"samples": 0}
