@@ -26,7 +26,9 @@ sources (DIR holds its `mosaic_it` and params.yaml, e.g. `git archive OLD mosaic
 tar -x -C DIR`), for a before/after ratio measured side by side, and checks the outputs are equal.
 `--verify` also times `mosaic-it verify` on each output, this copy's and the other's, by their own code.
 Each command's CPU seconds (user + system, its forked helpers included) come beside its wall time:
-on a noisy machine they vary less, and medians of both are given for the before/after pair.
+on a noisy machine they vary less, and medians of both are given for the before/after pair. So do
+the core-seconds the whole machine spent idle while it ran: on a quiet machine, wall time x cores
+is about CPU seconds + idle core-seconds, and the idle share is what better overlap could win.
 """
 from __future__ import annotations
 
@@ -72,17 +74,35 @@ def timed(command: list[str], pythonpath: Path | None = None, cwd: Path = ROOT) 
     env["HF_HUB_OFFLINE"] = "1"
     if pythonpath:
         env["PYTHONPATH"] = str(pythonpath)
+    idle_before = idle_core_seconds()
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     out = child.stdout.read() if child.stdout else ""
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
+    idle_after = idle_core_seconds()
     if status != 0:
         raise SystemExit(f"{command[0]} failed with status {status}")
     # CPU seconds of the process and of the children it waited for (augment's forked helpers).
     cpu = usage.ru_utime + usage.ru_stime
-    return {"seconds": seconds, "cpu_s": cpu, "peak_rss_mb": round(usage.ru_maxrss / 1024),
+    idle = None if idle_before is None or idle_after is None else idle_after - idle_before
+    return {"seconds": seconds, "cpu_s": cpu, "idle_core_s": idle, "peak_rss_mb": round(usage.ru_maxrss / 1024),
             "stdout": out.strip().splitlines()[-1]}
+
+
+def idle_core_seconds() -> float | None:
+    """Core-seconds the whole machine has spent idle since boot (Linux): the difference over a
+    command is, on a quiet machine, the core time the command left unused."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+        return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")  # idle and iowait
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def rounded(runs: list[dict], key: str) -> list[float | None]:
+    return [None if r[key] is None else round(r[key], 2) for r in runs]
 
 
 def main() -> None:
@@ -136,8 +156,11 @@ def main() -> None:
         "samples": stats["samples"],
         "tokenize_pass_process_s": [round(r["seconds"], 2) for r in tokenize],
         "tokenize_pass_in_process_s": [round(json.loads(r["stdout"])["tokenize_s"], 2) for r in tokenize],
+        "tokenize_pass_cpu_s": rounded(tokenize, "cpu_s"),
+        "tokenize_pass_idle_core_s": rounded(tokenize, "idle_core_s"),
         "augment_cli_s": [round(r["seconds"], 2) for r in augment],
         "augment_cli_cpu_s": [round(r["cpu_s"], 2) for r in augment],
+        "augment_cli_idle_core_s": rounded(augment, "idle_core_s"),
         "augment_over_tokenize_pass_best_of_each": round(best_augment / best_tokenize, 2),
         **({"reference_s": [round(r["seconds"], 2) for r in reference],
             "reference_samples": [r["samples"] for r in reference],
