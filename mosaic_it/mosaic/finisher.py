@@ -119,7 +119,7 @@ class _Child:
             tally = StatsTally()  # here, where a core has time to spare, not in the parent after
 
             def finished(lines: Iterable[bytes]) -> Iterator[dict]:
-                for written, line in enumerate(lines):
+                for written, line in enumerate(lines):  # the writer asks for one once it wrote the last
                     _DONE.pack_into(done, 0, written)
                     yield finish(decode(line))
 
