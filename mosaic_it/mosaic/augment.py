@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from mosaic_it import collector
 from mosaic_it.atomic import atomic_open
 from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.errors import MosaicItError
@@ -185,13 +186,14 @@ def run_augment(cfg: AugmentConfig, show_progress: bool = True, tally: StatsTall
     refuse_overwriting_inputs("augment", [cfg.input, cfg.tokenizer],
                               [cfg.output, stats / "stats.json", stats / "stats.png"])
     started = time.perf_counter()
-    records = load_source_records(cfg.input)
-    tokenizer = load_counting_tokenizer(cfg.tokenizer)
-    report = AugmentReport(input=cfg.input, output=cfg.output, records=len(records))
-    packer = Packer(records, cfg, TokenCounter(tokenizer))
-    planned = _at_least_one(packer.planned(report, show_progress), cfg, report)
-    packer.defer = cfg.epochs * len(records) >= FINISH_BESIDE_AT and can_fork() and core_idle()
-    report.samples = write_finished(cfg.output, planned, packer.finish, tally, packer.defer, packer.counted)
+    with collector.paused():
+        records = load_source_records(cfg.input)
+        tokenizer = load_counting_tokenizer(cfg.tokenizer)
+        report = AugmentReport(input=cfg.input, output=cfg.output, records=len(records))
+        packer = Packer(records, cfg, TokenCounter(tokenizer))
+        planned = _at_least_one(packer.planned(report, show_progress), cfg, report)
+        packer.defer = cfg.epochs * len(records) >= FINISH_BESIDE_AT and can_fork() and core_idle()
+        report.samples = write_finished(cfg.output, planned, packer.finish, tally, packer.defer, packer.counted)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -1,0 +1,25 @@
+"""Pausing Python's cyclic garbage collector around work that builds many objects and no cycles.
+
+Reference counting frees such work's garbage at once; the cyclic collector only walks the objects
+that survive, again at every collection. Augmenting the full Alpaca file builds millions that live
+to the end (memos of counts, summaries, cuts): 74 young and 6 middle collections took 0.43 s of the
+packing process's time there, and its peak memory was no higher with the collector paused (268 MB
+against 275 MB).
+"""
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """The collector off inside (and in processes forked inside), back as it was after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
