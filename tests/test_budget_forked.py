@@ -121,7 +121,8 @@ def test_a_cancelled_or_failing_standby_says_so_and_leaves_no_child(tmp_path):
 def test_the_plot_drawn_by_the_standby_child_is_the_one_drawn_here(tmp_path, sample_data):
     from mosaic_it.config.augment import AugmentConfig
     from mosaic_it.mosaic.augment import augment_with_stats
-    from mosaic_it.mosaic.stats import compute_stats, plot_stats, plotting
+    from mosaic_it.mosaic.stats import compute_stats
+    from mosaic_it.mosaic.stats_png import plot_stats, plotting
 
     cfg = AugmentConfig(input=str(sample_data), output=str(tmp_path / "mosaic.jsonl"), stats_dir=str(tmp_path / "stats"),
                         epochs=1, max_tokens=512)

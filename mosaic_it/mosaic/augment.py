@@ -201,8 +201,9 @@ def run_augment(cfg: AugmentConfig, show_progress: bool = True, tally: StatsTall
 def augment_with_stats(cfg: AugmentConfig, show_progress: bool = True) -> tuple[AugmentReport, dict[str, Any]]:
     """run_augment, then stats.json and stats.png from the samples as they were written (the
     output file is not read back): what the CLI, the Prefect task and the study all run. The plot
-    is drawn by a child forked now, which imports the plotting library while this process packs."""
-    from mosaic_it.mosaic.stats import plot_stats, plotting, write_stats
+    is drawn by a child forked now, which loads Pillow while this process packs."""
+    from mosaic_it.mosaic.stats import write_stats
+    from mosaic_it.mosaic.stats_png import plot_stats, plotting
 
     png = Path(cfg.stats_dir) / "stats.png"
     plotter = Standby(plotting, lambda stats: plot_stats(stats, png))

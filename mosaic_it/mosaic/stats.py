@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from mosaic_it.atomic import atomic_path
 from mosaic_it.errors import InputFileError
 from mosaic_it.jsonl import write_json
 from mosaic_it.paths import refuse_overwriting_inputs
@@ -97,34 +96,6 @@ def compute_stats(samples_path: str | Path) -> dict[str, Any]:
     return tally.result()
 
 
-def plotting() -> tuple[type, type]:
-    # A bare Agg figure: the same PNG as pyplot's, without importing pyplot or touching its state.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    return FigureCanvasAgg, Figure
-
-
-def plot_stats(stats: dict[str, Any], path: str | Path) -> None:
-    FigureCanvasAgg, Figure = plotting()
-    fig = Figure(figsize=(15, 4))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3)
-    hist = stats["instructions_per_sample"]["histogram"]
-    axes[0].bar(hist["edges"][:-1], hist["counts"], width=0.8)
-    axes[0].set(title="Instructions per sample", xlabel="instructions", ylabel="samples")
-    hist = stats["tokens_per_sample"]["histogram"]
-    widths = np.diff(hist["edges"])
-    axes[1].bar(hist["edges"][:-1], hist["counts"], width=widths, align="edge")
-    axes[1].set(title="Tokens per sample", xlabel="tokens", ylabel="samples")
-    rules = stats["per_rule"]
-    axes[2].barh(list(rules), list(rules.values()))
-    axes[2].set(title="Samples per strategy:rule", xlabel="samples")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:  # the temporary's name has no .png suffix, so say the format
-        fig.savefig(tmp, dpi=100, format="png")
-
-
 def run_stats(samples_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
     out_dir = Path(out_dir)
     refuse_overwriting_inputs("stats", [samples_path], [out_dir / "stats.json", out_dir / "stats.png"])
@@ -137,5 +108,7 @@ def write_stats(stats: dict[str, Any], out_dir: str | Path,
     out_dir = Path(out_dir)
     write_json(out_dir / "stats.json", stats)
     if stats["samples"] and not (plotted and plotted(stats)):
+        from mosaic_it.mosaic.stats_png import plot_stats
+
         plot_stats(stats, out_dir / "stats.png")
     return stats
