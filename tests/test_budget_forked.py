@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 
 import pytest
 
-from mosaic_it.mosaic import forked
+from mosaic_it.mosaic import budget, forked
 from mosaic_it.mosaic.budget import SampleCounter, TokenCounter
 
 pytestmark = pytest.mark.usefixtures("can_fork")
@@ -28,7 +29,10 @@ def state(exact: SampleCounter) -> tuple:
     return exact.tokens, exact.shorts, exact.joined.summaries, exact.segments.memo
 
 
-def test_two_processes_learn_exactly_what_one_learns(embedded_tokenizer, texts):
+@pytest.mark.parametrize("batch", [None, 37])  # one batch each, or many shared between the two
+def test_two_processes_learn_exactly_what_one_learns(embedded_tokenizer, texts, batch, monkeypatch):
+    if batch:
+        monkeypatch.setattr(budget, "FORK_BATCH", batch)
     serial = SampleCounter(TokenCounter(embedded_tokenizer), texts, fork_at=None)
     parallel = SampleCounter(TokenCounter(embedded_tokenizer), texts, fork_at=2)
     assert state(parallel) == state(serial)
@@ -36,32 +40,70 @@ def test_two_processes_learn_exactly_what_one_learns(embedded_tokenizer, texts):
     assert parallel.side_tokens(side) == serial.side_tokens(side) == TokenCounter(embedded_tokenizer).exact("".join(side))
 
 
-def test_the_child_runs_its_half_in_another_process_and_mine_runs_here():
-    ran_here = []
-    assert forked.in_two(lambda: ran_here.append(os.getpid()), lambda: {"pid": os.getpid()})["pid"] not in (os.getpid(), None)
-    assert ran_here == [os.getpid()]
+def shared(steps, there, here=None):
+    """in_two over `steps` steps: what ran here, and what was taken from the child, by step."""
+    ran_here, taken = {}, {}
+    forked.in_two(steps, lambda step: ran_here.setdefault(step, (here or there)(step)),
+                  there, lambda step, result: taken.setdefault(step, result))
+    return ran_here, taken
+
+
+def test_each_step_runs_once_here_or_in_the_child_whose_results_come_back():
+    def step_result(step):
+        time.sleep(0.01)  # long enough for the child to start and claim some
+        return {"step": step, "pid": os.getpid()}
+
+    ran_here, taken = shared(40, step_result)
+    assert sorted([*ran_here, *taken]) == list(range(40))
+    assert all(r["pid"] == os.getpid() for r in ran_here.values())
+    assert taken and all(r["pid"] != os.getpid() and r["step"] == step for step, r in taken.items())
+
+
+def test_a_slow_process_runs_fewer_steps():
+    def there(step):
+        time.sleep(0.05)
+        return step
+
+    def here(step):
+        time.sleep(0.005)
+        return step
+
+    ran_here, taken = shared(40, there, here=here)
+    assert len(ran_here) > 2 * len(taken) >= 2
 
 
 @pytest.mark.parametrize("result", [{"memo": {"a b": 2, "": 0}, "cuts": [[3, "x y", 1], [2]]}, [1.5, None, True],
-                                    "lone \ud800 surrogate", [2**70, -(2**65)], "x" * 100_000])
-def test_the_childs_result_reads_back_equal(result, can_fork):
-    assert forked.in_two(lambda: None, lambda: result) == result
+                                    "lone \ud800 surrogate", [2**70, -(2**65)], "x" * 100_000,
+                                    "new\nlines\r\n and \u2028 separators"])
+def test_the_childs_results_read_back_equal(result):
+    def here(step):
+        time.sleep(0.2)  # the child takes the other steps
+        return result
+
+    ran_here, taken = shared(4, lambda step: result, here=here)
+    assert taken and all(value == result for value in taken.values())
 
 
-def test_a_failing_child_or_another_thread_means_none_and_mine_still_runs():
-    ran_here = []
-    assert forked.in_two(lambda: ran_here.append(1), lambda: 1 / 0) is None
-    assert forked.in_two(lambda: ran_here.append(2), lambda: {1, 2}) is None  # not JSON
+def test_a_failing_child_or_another_thread_leaves_every_step_to_this_process():
+    def there(step):
+        if step >= 2:
+            raise ValueError("the child's work failed")
+        return step
+
+    ran_here, taken = shared(8, there, here=lambda step: step)
+    assert sorted([*ran_here, *taken]) == list(range(8)) and all(step < 2 for step in taken)
+    ran_here, taken = shared(3, lambda step: {1, 2})  # not JSON: the child fails at once
+    assert not taken and sorted(ran_here) == [0, 1, 2]
     release = threading.Event()
     other = threading.Thread(target=release.wait)
     other.start()
     try:
         assert not forked.can_fork()
-        assert forked.in_two(lambda: ran_here.append(3), lambda: "never run") is None
+        ran_here, taken = shared(3, lambda step: step)
+        assert not taken and sorted(ran_here) == [0, 1, 2]
     finally:
         release.set()
         other.join()
-    assert ran_here == [1, 2, 3]
 
 
 def test_with_another_thread_the_counter_learns_everything_in_one_process(embedded_tokenizer, texts):
@@ -80,19 +122,19 @@ def test_with_another_thread_the_counter_learns_everything_in_one_process(embedd
 def test_when_mine_fails_the_child_is_killed_and_reaped(tmp_path):
     pid_file = tmp_path / "child.pid"
 
-    def child() -> str:
+    def child(step):
         pid_file.write_text(str(os.getpid()))
         threading.Event().wait(60)
         return "late"
 
-    def fail() -> None:
+    def fail(step):
         for _ in range(1000):  # until the child is surely running
             if pid_file.exists() and pid_file.read_text():
                 raise KeyboardInterrupt
             threading.Event().wait(0.01)
 
     with pytest.raises(KeyboardInterrupt):
-        forked.in_two(fail, child)
+        forked.in_two(2, fail, child, print)
     with pytest.raises(ChildProcessError):  # killed and already waited for: no zombie left
         os.waitpid(int(pid_file.read_text()), os.WNOHANG)
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,8 @@ SAFE_EXCESS_PER_JOIN = 1
 UNCOUNTED = -1
 # Counting fewer texts up front takes well under a second: not worth a second process.
 FORK_AT_TEXTS = 20_000
+# Texts a process claims at a time: both end within about one batch's work (0.1-0.2 s) of each other.
+FORK_BATCH = 4096
 Sides = Sequence[Sequence[str]]  # a sample's instruction and output, each as its pieces
 Cut = tuple[str, int]  # the text with its interior taken out (short form), and the interior's count
 
@@ -103,12 +107,13 @@ class SampleCounter:
         if self.joined is None or fork_at is None or len(texts) < fork_at:
             self._learn_texts(texts)
             return
-        mine, theirs = texts[0::2], texts[1::2]  # each half of the instructions and of the outputs
-        state = in_two(lambda: self._learn_texts(mine), lambda: self._learn_texts(theirs) or self._state(theirs))
-        if state is None:
-            self._learn_texts(theirs)
-        else:
-            self._take_state(theirs, state)
+        # Last batch first: the outputs, which come after the instructions, take longest to count,
+        # and short batches left to the end let the two processes finish closer together.
+        batches = [texts[start : start + FORK_BATCH] for start in range(0, len(texts), FORK_BATCH)][::-1]
+        sent = [0]  # in the child: how many of its segment counts it has sent
+        in_two(len(batches), lambda step: self._learn_texts(batches[step]),
+               lambda step: self._learn_texts(batches[step]) or self._state(batches[step], sent),
+               lambda step, state: self._take_state(batches[step], state))
 
     def _learn_texts(self, texts: Sequence[str]) -> None:
         for text, (total, cut) in zip(texts, self.counter.cut_many(texts)):
@@ -117,20 +122,32 @@ class SampleCounter:
             # Up front and in one batch, what the texts' short forms leave in a sample.
             self.joined.summarize(dict.fromkeys(texts))
 
-    def _state(self, texts: Sequence[str]) -> dict[str, Any]:
-        """What learning `texts` added, as JSON: their counts, cuts and summaries, and the segments."""
-        tokens, shorts = self.tokens, self.shorts
-        return {"cuts": [[tokens[t], shorts[t], tokens[t] - tokens[shorts[t]]] if t in shorts else [tokens[t]]
-                         for t in texts],
-                "summaries": [self.joined.summaries[t] for t in dict.fromkeys(texts)],  # type: ignore[union-attr]
-                "segments": self.segments.memo}  # type: ignore[union-attr]
+    def _state(self, batch: Sequence[str], sent: list[int]) -> dict[str, Any]:
+        """What learning a batch of texts added, as JSON: their counts, cuts and summaries, and
+        the segment counts not sent before (`sent[0]` of them were: the memo only grows)."""
+        tokens, shorts, memo = self.tokens, self.shorts, self.segments.memo  # type: ignore[union-attr]
+        new_segments = dict(islice(memo.items(), sent[0], None))
+        sent[0] = len(memo)
+        return {"segments": new_segments,
+                "cuts": [[tokens[t], shorts[t], tokens[t] - tokens[shorts[t]]] if t in shorts else [tokens[t]]
+                         for t in batch],
+                "summaries": [self.joined.summaries[t] for t in dict.fromkeys(batch)]}  # type: ignore[union-attr]
 
     def _take_state(self, texts: Sequence[str], state: dict[str, Any]) -> None:
-        for text, (total, *cut) in zip(texts, state["cuts"], strict=True):
-            self._add(text, total, (cut[0], cut[1]) if cut else None)
-        summaries = self.joined.summaries  # type: ignore[union-attr]
-        for text, summary in zip(dict.fromkeys(texts), state["summaries"], strict=True):
-            summaries[text] = None if summary is None else tuple(summary)
+        # Whole dictionary updates where _add() goes piece by piece: every count is exact, so a
+        # short form that is also a text, or known here already, gets the count it has.
+        cuts = state["cuts"]
+        if len(cuts) != len(texts):
+            raise ValueError(f"{len(cuts)} counts for {len(texts)} texts")
+        cut = [(text, row) for text, row in zip(texts, cuts) if len(row) == 3]
+        self.tokens.update({row[1]: row[0] - row[2] for _, row in cut})
+        self.tokens.update(zip(texts, map(itemgetter(0), cuts)))
+        self.shorts.update({text: row[1] for text, row in cut})
+        unique = dict.fromkeys(texts)
+        if len(state["summaries"]) != len(unique):
+            raise ValueError(f"{len(state['summaries'])} summaries for {len(unique)} texts")
+        self.joined.summaries.update(  # type: ignore[union-attr]
+            zip(unique, [None if summary is None else tuple(summary) for summary in state["summaries"]]))
         self.segments.memo.update(state["segments"])  # type: ignore[union-attr]
 
     def _add(self, piece: str, total: int, cut: Cut | None) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -81,35 +82,120 @@ def _runnable_elsewhere() -> int:
     return runnable - mine
 
 
-def in_two(mine: Callable[[], None], theirs: Callable[[], Any]) -> Any | None:
-    """Run theirs() in a forked child while mine() runs here; theirs' result, as it reads back
-    from JSON, or None if no child ran it to the end."""
-    if not can_fork():
-        mine()
-        return None
-    reader, writer = os.pipe()
+def in_two(steps: int, here: Callable[[int], None], there: Callable[[int], Any],
+           take: Callable[[int, Any], None]) -> None:
+    """Run steps 0 to steps-1 on two cores. This process and a forked child each claim the next
+    step no one has claimed and run it: here(step) in this process, there(step) in the child,
+    whose result is taken in here, take(step, result) as read back from JSON, between two of this
+    process's steps. So both keep busy to the end whatever each step costs on either side, and
+    little is left to take in then. Where no child can run, or it fails, this process runs every
+    step whose result did not come back: the outcome never depends on the child."""
+    taken: set[int] = set()
+    ran = set(_run_claimed(steps, here, there, take, taken) if can_fork() else ())
+    for step in range(steps):
+        if step not in ran and step not in taken:
+            here(step)
 
-    def send() -> None:
-        with os.fdopen(writer, "wb") as pipe:
-            pipe.write(_dumps(theirs()))
 
-    pid = fork_child(send, close=[reader])
-    os.close(writer)
+def _run_claimed(steps: int, here: Callable[[int], None], there: Callable[[int], Any],
+                 take: Callable[[int, Any], None], taken: set[int]) -> Iterator[int]:
+    """The steps this process ran, sharing them with a child (in_two)."""
+    claims, results = _Claims(steps), os.pipe()
+
+    def run_there() -> None:
+        with os.fdopen(results[1], "wb") as pipe:
+            while (step := claims.next()) is not None:
+                pipe.write(_dumps([step, there(step)]) + b"\n")  # JSON holds no raw newline
+                pipe.flush()
+
+    def took(item: list) -> None:
+        step, result = item
+        take(step, result)
+        taken.add(step)
+
+    pid = fork_child(run_there, close=[results[0]])
+    os.close(results[1])
+    lines = _Lines(results[0], took)
     try:
-        with os.fdopen(reader, "rb") as pipe:
-            mine()
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
+        while (step := claims.next()) is not None:
+            here(step)
+            yield step
+            lines.take_arrived()
+        lines.take_all()
+        os.waitpid(pid, 0)
         pid = 0
     finally:
-        if pid:  # mine() failed or this process was interrupted: the child's work is not wanted
+        if pid:  # this process failed or was interrupted: the child's work is not wanted
             kill_child(pid)
-    if status != 0 or not data:
-        return None
-    return json.loads(data[1:]) if data.startswith(_PLAIN) else orjson.loads(data)
+        lines.close()
+        claims.close()
+
+
+class _Claims:
+    """Step numbers in a pipe that both processes read from: a read of a few bytes is atomic, so
+    each step is claimed once."""
+
+    def __init__(self, steps: int) -> None:
+        if steps * _STEP.size > 1 << 16:  # written before anyone reads: must fit the pipe's buffer
+            raise ValueError(f"{steps} steps: at most {(1 << 16) // _STEP.size} can be shared")
+        self.fd, writer = os.pipe()
+        with os.fdopen(writer, "wb") as pipe:  # a pipe holds 16,384 of them before a write blocks
+            pipe.write(b"".join(_STEP.pack(step) for step in range(steps)))
+
+    def next(self) -> int | None:
+        data = os.read(self.fd, _STEP.size)
+        return _STEP.unpack(data)[0] if data else None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+_STEP = struct.Struct("<I")
+
+
+class _Lines:
+    """The child's results, one JSON document a line. A thread reads the pipe as the child writes
+    (were it read only between two of this process's steps, a full pipe would hold the child up);
+    the lines are taken in this thread."""
+
+    def __init__(self, fd: int, take: Callable[[Any], None]) -> None:
+        self.fd, self.take = fd, take
+        self.chunks: list[bytes] = []  # appended by the reader, taken here (list operations are atomic)
+        self.partial: list[bytes] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while chunk := os.read(self.fd, 1 << 20):
+            self.chunks.append(chunk)
+
+    def take_arrived(self) -> None:
+        while self.chunks:
+            *whole, rest = self.chunks.pop(0).split(b"\n")
+            if whole:
+                whole[0] = b"".join([*self.partial, whole[0]])
+                self.partial = []
+                for line in whole:
+                    self.take(_loads(line))
+            if rest:
+                self.partial.append(rest)
+
+    def take_all(self) -> None:
+        """Every line, once the child has closed its end of the pipe."""
+        self.reader.join()
+        self.take_arrived()
+
+    def close(self) -> None:
+        """Once the child is gone, and with it the pipe's other end: the reader ends, the pipe closes."""
+        self.reader.join()
+        os.close(self.fd)
 
 
 _PLAIN = b"j"  # never the first byte of JSON: what follows is the json module's
+
+
+def _loads(data: bytes) -> Any:
+    return json.loads(data[1:]) if data.startswith(_PLAIN) else orjson.loads(data)
 
 
 def _dumps(result: Any) -> bytes:

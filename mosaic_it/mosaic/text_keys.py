@@ -1,7 +1,13 @@
 """The properties of an instruction that rules refer to, defined once for engine and verifier."""
 from __future__ import annotations
 
+from functools import lru_cache
 
+# Augment asks for the same record's key again in every epoch and in every rule it tries.
+MEMO_SIZE = 1 << 17
+
+
+@lru_cache(maxsize=MEMO_SIZE)
 def word_count(text: str) -> int:
     return len(text.split())
 
@@ -10,6 +16,7 @@ def char_count(text: str) -> int:
     return len(text)
 
 
+@lru_cache(maxsize=MEMO_SIZE)
 def first_letter(text: str) -> str | None:
     """The first alphabetic character, case-folded; None when there is no Latin letter a-z first."""
     for char in text:
