@@ -26,7 +26,7 @@ def texts(sample_data):
 
 
 def state(exact: SampleCounter) -> tuple:
-    return exact.tokens, exact.shorts, exact.joined.summaries, exact.segments.memo
+    return exact.tokens, exact.shorts, exact.joined.summaries, exact.segments.memo, exact.bounds
 
 
 @pytest.mark.parametrize("batch", [None, 37])  # one batch each, or many shared between the two

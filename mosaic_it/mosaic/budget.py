@@ -119,8 +119,10 @@ class SampleCounter:
         for text, (total, cut) in zip(texts, self.counter.cut_many(texts)):
             self._add(text, total, cut)
         if self.joined is not None:
-            # Up front and in one batch, what the texts' short forms leave in a sample.
+            # Up front and in one batch, what the texts' short forms leave in a sample, and
+            # their shares of bound() (while both processes count, not as packing starts).
             self.joined.summarize(dict.fromkeys(texts))
+            self.bounds.update(zip(texts, self.bounds_of(texts)))
 
     def _state(self, batch: Sequence[str], sent: list[int]) -> dict[str, Any]:
         """What learning a batch of texts added, as JSON: their counts, cuts and summaries, and
@@ -128,7 +130,7 @@ class SampleCounter:
         tokens, shorts, memo = self.tokens, self.shorts, self.segments.memo  # type: ignore[union-attr]
         new_segments = dict(islice(memo.items(), sent[0], None))
         sent[0] = len(memo)
-        return {"segments": new_segments,
+        return {"segments": new_segments, "bounds": [self.bounds[t] for t in batch],
                 "cuts": [[tokens[t], shorts[t], tokens[t] - tokens[shorts[t]]] if t in shorts else [tokens[t]]
                          for t in batch],
                 "summaries": [self.joined.summaries[t] for t in dict.fromkeys(batch)]}  # type: ignore[union-attr]
@@ -149,6 +151,7 @@ class SampleCounter:
         self.joined.summaries.update(  # type: ignore[union-attr]
             zip(unique, [None if summary is None else tuple(summary) for summary in state["summaries"]]))
         self.segments.memo.update(state["segments"])  # type: ignore[union-attr]
+        self.bounds.update(zip(texts, state["bounds"]))
 
     def _add(self, piece: str, total: int, cut: Cut | None) -> None:
         self.tokens[piece] = total
