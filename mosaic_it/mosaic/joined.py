@@ -29,7 +29,7 @@ from mosaic_it.mosaic.segments import FINE, SegmentCounts, is_clean
 # A piece's head, the count of everything else but its last segment (its interior included), its
 # last segment (None when the head is the whole short form), and whether an added token may be
 # in the rest there.
-Summary = tuple[str, int, str | None, bool]  # a list where it came from another process as JSON
+Summary = tuple[str, int, str | None, bool]
 
 
 class JoinedCounts:
