@@ -17,8 +17,8 @@ fails as published; patch that line to `tqdm(range(args.epo_num))` and nothing e
 
     .venv/bin/python benchmarks/bench_augment.py [--data ../shared/data/alpaca_cleaned.json]
 
-augment finishes samples in a second process only where a core is idle when packing starts
-(mosaic_it.mosaic.forked.core_idle): on a machine kept busy by other jobs it stays in one process,
+augment finishes samples in a second process only where other processes left a core free while
+it loaded and counted (mosaic_it.mosaic.core_watch): on a machine kept busy by other jobs it stays in one process,
 so only a quiet run shows what the second core gives; `load_average_*` below say how busy it was.
 
 `--against DIR` also times, in the same rounds, the augment command run from another copy of the

@@ -22,7 +22,8 @@ from mosaic_it.mosaic.budget import UNCOUNTED, SampleCounter, TokenCounter
 from mosaic_it.mosaic.counts import count_stream
 from mosaic_it.mosaic.engine import draw_strategy, plan_sample, render, sample_record
 from mosaic_it.mosaic.finisher import FINISH_BESIDE_AT, Planned, write_finished, write_lines
-from mosaic_it.mosaic.forked import Standby, can_fork, core_idle
+from mosaic_it.mosaic.core_watch import CoreWatch
+from mosaic_it.mosaic.forked import Standby, can_fork
 from mosaic_it.records import instruction_text
 from mosaic_it.mosaic.layout import Layout, draw_layout
 from mosaic_it.mosaic.record_sums import RecordSums
@@ -186,13 +187,14 @@ def run_augment(cfg: AugmentConfig, show_progress: bool = True, tally: StatsTall
     refuse_overwriting_inputs("augment", [cfg.input, cfg.tokenizer],
                               [cfg.output, stats / "stats.json", stats / "stats.png"])
     started = time.perf_counter()
+    watch = CoreWatch()  # over loading and counting: whether another job keeps a core busy
     with collector.paused():
         records = load_source_records(cfg.input)
         tokenizer = load_counting_tokenizer(cfg.tokenizer)
         report = AugmentReport(input=cfg.input, output=cfg.output, records=len(records))
         packer = Packer(records, cfg, TokenCounter(tokenizer))
         planned = _at_least_one(packer.planned(report, show_progress), cfg, report)
-        packer.defer = cfg.epochs * len(records) >= FINISH_BESIDE_AT and can_fork() and core_idle()
+        packer.defer = cfg.epochs * len(records) >= FINISH_BESIDE_AT and can_fork() and watch.core_free()
         report.samples = write_finished(cfg.output, planned, packer.finish, tally, packer.defer, packer.counted)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
