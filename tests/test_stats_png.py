@@ -71,3 +71,16 @@ def test_any_tally_gives_a_png_and_the_same_bytes_each_time(tmp_path, samples):
     assert data == (tmp_path / "b.png").read_bytes()
     assert Image.open(io.BytesIO(data)).size == SIZE
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]  # no temporary left
+
+
+@pytest.mark.parametrize(("low", "high", "width"), [(0, 16_600, 250), (0.1, 12.9, 380), (-60, 33_000, 380),
+                                                    (0, 170_000, 120), (0, 3, 400)])
+def test_x_tick_labels_never_run_into_each_other(low, high, width):
+    from mosaic_it.mosaic.stats_png import Chart, label
+
+    chart = Chart()
+    ticks = chart.x_ticks(low, high, width)
+    assert 1 <= len(ticks) <= 12
+    gaps = [(b - a) * width / (high - low) for a, b in zip(ticks, ticks[1:])]
+    widest = max(chart.fonts.tick.getlength(label(t)) for t in ticks)
+    assert all(gap >= widest + 8 for gap in gaps), (ticks, gaps, widest)

@@ -127,6 +127,11 @@ class Chart:
             at = left - TICK - 4 - widest - 6 - self.text_height(self.fonts.label) / 2
             self.vertical_label(y_label, round(at), (top + bottom) // 2)
 
+    def x_ticks(self, low: float, high: float, width: int) -> list[int]:
+        """Round ticks, as many as fit side by side across `width` pixels (2 to 12)."""
+        apart = self.fonts.tick.getlength(label(round(max(abs(low), abs(high))))) + 16  # the widest, and a gap
+        return nice_ticks(low, high, most=max(2, min(12, int(width // apart) + 1)))
+
     def bottom_room(self) -> int:
         return TICK + 3 + self.text_height(self.fonts.tick) + 8 + self.text_height(self.fonts.label) + 6
 
@@ -145,7 +150,7 @@ class Chart:
         for start, end, height in bars:
             if height:
                 self.draw.rectangle((x(start), y(height), x(end) - 1, area[3]), fill=BAR)
-        self.axes(area, x, y, nice_ticks(x.low, x.high), y_ticks, x_label, "samples")
+        self.axes(area, x, y, self.x_ticks(x.low, x.high, area[2] - area[0]), y_ticks, x_label, "samples")
 
     def rows(self, box: Box, values: dict[str, int], title: str, x_label: str) -> None:
         """A bar per named count, in the given order from the top."""
@@ -156,7 +161,8 @@ class Chart:
         area = self.frame(box, title, left_room, self.bottom_room())
         x = Scale(0, max(values.values()) * (1 + PAD) or 1, area[0], area[2])
         band = (area[3] - area[1]) / len(values)
-        for value in nice_ticks(0, x.high)[1:]:
+        x_ticks = self.x_ticks(0, x.high, area[2] - area[0])
+        for value in x_ticks[1:]:
             self.draw.line((x(value), area[1], x(value), area[3]), fill=GRID)
         for row, (name, value) in enumerate(zip(names, values.values())):
             middle = area[1] + band * (row + 0.5)
@@ -165,7 +171,7 @@ class Chart:
                 self.draw.rectangle(bar, fill=BAR)
             self.draw.line((area[0] - TICK, round(middle), area[0], round(middle)), fill=INK)
             self.draw.text((area[0] - TICK - 4, round(middle)), name, font=tick_font, fill=INK, anchor="rm")
-        self.axes(area, x, Scale(0, 1, area[3], area[1]), nice_ticks(0, x.high), [], x_label, None)
+        self.axes(area, x, Scale(0, 1, area[3], area[1]), x_ticks, [], x_label, None)
 
 
 def plot_stats(stats: dict[str, Any], path: str | Path) -> None:
