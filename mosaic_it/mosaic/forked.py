@@ -161,7 +161,7 @@ class _Lines:
     def __init__(self, fd: int, take: Callable[[Any], None]) -> None:
         self.fd, self.take = fd, take
         self.chunks: list[bytes] = []  # appended by the reader, taken here (list operations are atomic)
-        self.partial: list[bytes] = []
+        self.pending = b""  # the start of a line still arriving
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -171,14 +171,9 @@ class _Lines:
 
     def take_arrived(self) -> None:
         while self.chunks:
-            *whole, rest = self.chunks.pop(0).split(b"\n")
-            if whole:
-                whole[0] = b"".join([*self.partial, whole[0]])
-                self.partial = []
-                for line in whole:
-                    self.take(_loads(line))
-            if rest:
-                self.partial.append(rest)
+            *lines, self.pending = (self.pending + self.chunks.pop(0)).split(b"\n")
+            for line in lines:
+                self.take(_loads(line))
 
     def take_all(self) -> None:
         """Every line, once the child has closed its end of the pipe."""

@@ -59,9 +59,7 @@ class RecordSums:
 
     def bounds(self) -> tuple[list[int], list[int]]:
         if self._bounds is None:
-            known = self.exact.bounds  # every counted text's, as counted up front
-            try:
-                self._bounds = ([known[t] for t in self.texts], [known[r] for r in self.responses])
-            except KeyError:
-                self._bounds = (self.exact.bounds_of(self.texts), self.exact.bounds_of(self.responses))
+            # Every text's, worked out as the texts were counted (asked for only where cuts are exact).
+            known = self.exact.bounds
+            self._bounds = ([known[t] for t in self.texts], [known[r] for r in self.responses])
         return self._bounds
