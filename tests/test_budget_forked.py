@@ -84,6 +84,24 @@ def test_the_childs_results_read_back_equal(result):
     assert taken and all(value == result for value in taken.values())
 
 
+def test_a_result_pipe_holds_a_whole_step_result_where_linux_allows():
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("no pipe sizes on this system")
+    with open("/proc/sys/fs/pipe-max-size", encoding="ascii") as handle:
+        if int(handle.read()) < forked._RESULT_PIPE:
+            pytest.skip("this system caps pipes below the size asked for")
+    reader, writer = os.pipe()
+    try:
+        forked._widen(writer)
+        os.set_blocking(writer, False)
+        result = b"x" * (700 << 10)  # the largest step result on the full Alpaca file was 0.68 MB
+        assert os.write(writer, result) == len(result)  # at once, with no reader: a 64 KB pipe took 64 KB
+    finally:
+        os.close(reader)
+        os.close(writer)
+
+
 def test_a_failing_child_or_another_thread_leaves_every_step_to_this_process():
     def there(step):
         if step >= 2:
