@@ -15,11 +15,18 @@ from contextlib import contextmanager
 
 @contextmanager
 def paused() -> Iterator[None]:
-    """The collector off inside (and in processes forked inside), back as it was after."""
+    """The collector off inside (and in processes forked inside), back as it was after. What was
+    built inside joins the oldest generation unexamined: re-enabled as it was, the collector's
+    first young collection walked all of it at once (0.03-0.05 s after a full Alpaca augment)."""
     enabled = gc.isenabled()
+    promote = gc.get_freeze_count() == 0  # else unfreeze() would also release what others froze
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            if promote:
+                gc.freeze()  # every tracked object to the permanent generation, in O(1)
             gc.enable()
+            if promote:
+                gc.unfreeze()  # and from there to the oldest, which full collections still walk
