@@ -33,6 +33,13 @@ def test_clean_means_printable_or_tab_newline_return():
     assert [is_clean(t) for t in ("a b", "a\tb\nc\r", "😀 中文", "", "a\u00a0b", "a\u200bb", "a\x0bb", "\x1c")] == [
         True, True, True, True, False, False, False, False]
 
+    def defined(text: str) -> bool:
+        return text.translate(str.maketrans("", "", "\t\n\r")).isprintable()
+
+    for code in [*range(0x100), 0x2028, 0xFEFF, 0x1F600]:  # alone, among letters, after a newline
+        for text in (chr(code), f"a{chr(code)}b", f"\n{chr(code)}", f"x\n{chr(code)}\u00e9"):
+            assert is_clean(text) == defined(text), repr(text)
+
 
 def test_coarse_cuts_only_where_non_whitespace_meets_whitespace():
     assert COARSE.findall("Hi there,\n\n  you  ") == ["Hi", " there,", "\n\n  you", "  "]

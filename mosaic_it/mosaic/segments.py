@@ -44,12 +44,18 @@ _BODY = f"(?:[A-Za-z]++[\x80-\U0010ffff]|[0-9]++[\x80-\U0010ffff]|{_SYMBOL}++{_G
 FINE = re.compile(  # all of the cuts above
     f"{_NEWLINE_CUTS}{_SPACE}*+(?={_NON_SPACE}){_BODY}|{_SPACE}+")
 _ALLOWED_CONTROLS = str.maketrans("", "", "\t\n\r")
+# The ASCII characters that are not printable, but tab, newline and return.
+_ASCII_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Texts split and learnt together: bounds the segment lists held at once.
 CUT_BATCH = 8192
 
 
 def is_clean(text: str) -> bool:
-    return text.isprintable() or text.translate(_ALLOWED_CONTROLS).isprintable()
+    if text.isprintable():
+        return True
+    if text.isascii():  # a flag, read without a scan: search the text rather than copy it as below
+        return _ASCII_CONTROLS.search(text) is None
+    return text.translate(_ALLOWED_CONTROLS).isprintable()
 
 
 def splits_are_exact(tokenizer: Any) -> bool:
