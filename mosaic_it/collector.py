@@ -19,12 +19,12 @@ def paused() -> Iterator[None]:
     built inside joins the oldest generation unexamined: re-enabled as it was, the collector's
     first young collection walked all of it at once (0.03-0.05 s after a full Alpaca augment)."""
     enabled = gc.isenabled()
-    promote = gc.get_freeze_count() == 0  # else unfreeze() would also release what others froze
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            promote = gc.get_freeze_count() == 0  # else unfreeze() would also release what others froze
             if promote:
                 gc.freeze()  # every tracked object to the permanent generation, in O(1)
             gc.enable()

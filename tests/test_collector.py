@@ -39,13 +39,17 @@ def test_what_was_built_inside_is_not_walked_by_the_next_young_collection_but_st
     assert gc.collect() >= 1  # the cycle built inside is freed by a full collection
 
 
-def test_objects_others_froze_stay_frozen():
+@pytest.mark.parametrize("frozen_inside", [False, True])
+def test_objects_others_froze_stay_frozen(frozen_inside):
     frozen = [[index] for index in range(10)]
-    gc.freeze()
+    gc.enable()
     try:
-        before = gc.get_freeze_count()
+        if not frozen_inside:
+            gc.freeze()
         with collector.paused():
-            pass
+            if frozen_inside:
+                gc.freeze()
+            before = gc.get_freeze_count()
         assert gc.get_freeze_count() == before > 0
     finally:
         gc.unfreeze()
