@@ -309,9 +309,12 @@ def test_a_real_sigint_stops_with_one_line_and_exit_130(tmp_path):
 
     big = tmp_path / "big.jsonl"
     big.write_bytes(jsonl(*({**GOOD, "output": f"Answer number {i}."} for i in range(40000))))
-    proc = subprocess.Popen([sys.executable, "-c", "from mosaic_it.cli import main; main()", "validate", str(big),
-                             "-o", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # Ctrl-C's handler as a terminal's shell leaves it: a test run started in the background (`cmd &`)
+    # passes SIGINT on ignored, and Python then installs none, so the signal would never arrive.
+    command = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "from mosaic_it.cli import main; main()")
+    proc = subprocess.Popen([sys.executable, "-c", command, "validate", str(big), "-o", str(tmp_path / "out")],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seen = ""
     while "validate" not in seen and proc.poll() is None:  # the command has started its work
         seen += proc.stderr.read(1)
