@@ -26,7 +26,9 @@ sources (DIR holds its `mosaic_it` and params.yaml, e.g. `git archive OLD mosaic
 tar -x -C DIR`), for a before/after ratio measured side by side, and checks the outputs are equal.
 `--verify` also times `mosaic-it verify` on each output, this copy's and the other's, by their own code.
 Each command's CPU seconds (user + system, its forked helpers included) come beside its wall time:
-on a noisy machine they vary less, and medians of both are given for the before/after pair. So do
+on a noisy machine they vary less, and medians of both are given for the before/after pair, with,
+round by round, the pairs this copy won, the sign test and the geometric-mean speedup with its 95%
+bootstrap interval (`side_by_side.paired_speedup`): whether the difference is inside the noise. So do
 the core-seconds the whole machine spent idle while it ran: on a quiet machine, wall time x cores
 is about CPU seconds + idle core-seconds, and the idle share is what better overlap could win.
 """
@@ -41,6 +43,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from side_by_side import paired_speedup
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "alpaca_cleaned.json"
@@ -176,6 +180,9 @@ def main() -> None:
             "against_over_augment_best_of_each": round(min(r["seconds"] for r in against) / best_augment, 2),
             "against_over_augment_median": round(median(against, "seconds") / median(augment, "seconds"), 3),
             "against_over_augment_median_cpu": round(median(against, "cpu_s") / median(augment, "cpu_s"), 3),
+            # Round by round (this copy's i-th run beside the other's): inside the noise or not.
+            "this_vs_against_paired": paired_speedup([r["seconds"] for r in augment], [r["seconds"] for r in against]),
+            "this_vs_against_paired_cpu": paired_speedup([r["cpu_s"] for r in augment], [r["cpu_s"] for r in against]),
             "against_output_identical_per_file": same} if against else {}),
         **({"verify_cli_s": [round(r["seconds"], 2) for r in verify],
             "verify_cli_cpu_s": [round(r["cpu_s"], 2) for r in verify]} if verify else {}),
