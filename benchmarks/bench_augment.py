@@ -177,6 +177,7 @@ def main() -> None:
                               "speedup_vs_reference_best": round(REFERENCE_SECONDS / best_augment, 1)}),
         **({"against_cli_s": [round(r["seconds"], 2) for r in against],
             "against_cli_cpu_s": [round(r["cpu_s"], 2) for r in against],
+            "against_cli_idle_core_s": rounded(against, "idle_core_s"),
             "against_over_augment_best_of_each": round(min(r["seconds"] for r in against) / best_augment, 2),
             "against_over_augment_median": round(median(against, "seconds") / median(augment, "seconds"), 3),
             "against_over_augment_median_cpu": round(median(against, "cpu_s") / median(augment, "cpu_s"), 3),
