@@ -10,7 +10,8 @@ import pytest
 
 from mosaic_it.mosaic.budget import UNCOUNTED, SampleCounter, TokenCounter
 from mosaic_it.mosaic.engine import plan_sample, render
-from mosaic_it.mosaic.layout import draw_layout, instruction_parts, instruction_scaffold, output_parts, output_scaffold
+from mosaic_it.mosaic.layout import (draw_layout, instruction_frame, instruction_parts, instruction_scaffold, output_frame,
+                                     output_parts, output_scaffold)
 from mosaic_it.mosaic.record_sums import RecordSums
 
 from test_budget_segments import ADVERSARIAL, _variants
@@ -32,6 +33,15 @@ def test_the_scaffolds_are_the_pieces_the_layout_adds():
         assert +output == +Counter(output_scaffold(layout, positions))
         assert instruction.total() == len(instruction_scaffold(layout, count, meta))
         assert output.total() == len(output_scaffold(layout, positions))
+
+
+def test_a_frame_is_one_kept_tuple_for_every_layout_that_shares_it():
+    layout = draw_layout(random.Random(3))
+    other = dataclasses.replace(layout, meta_position="after" if layout.meta_position == "before" else "before",
+                                meta_separator=layout.meta_separator + "\n")
+    assert instruction_frame(layout, 4) is instruction_frame(other, 4)  # meta fields are not part of it
+    assert output_frame(layout, 3) is output_frame(dataclasses.replace(layout, numbering="({i}) "), 3)
+    assert instruction_frame(layout, 4) is not instruction_frame(layout, 5)
 
 
 @pytest.mark.parametrize("variant", [None, "normalized"])  # cut exactly, and counted whole

@@ -115,16 +115,43 @@ def instruction_parts(layout: Layout, texts: Sequence[str], meta: Sequence[str])
 def instruction_scaffold(layout: Layout, count: int, meta: Sequence[str]) -> list[str]:
     """The pieces instruction_parts() adds to `count` texts, in no particular order: for sums over
     the pieces without rendering the sample (tests/test_record_sums.py checks the two agree)."""
-    pieces = [layout.number(position) for position in range(count)]
-    pieces += [layout.instruction_separator] * (count - 1)
-    return pieces + [*meta, layout.meta_separator] if meta else pieces
+    return [*instruction_frame(layout, count), *instruction_tail(layout, meta)]
+
+
+def instruction_frame(layout: Layout, count: int) -> tuple[str, ...]:
+    """instruction_scaffold()'s numbers and separators: one tuple, kept, for every sample with this
+    numbering, separator and count, so that sums over it can be kept too."""
+    return _instruction_frame(layout.numbering, layout.instruction_separator, count)
+
+
+def instruction_tail(layout: Layout, meta: Sequence[str]) -> list[str]:
+    """instruction_scaffold()'s other pieces: the meta-instruction's, and the separator after it."""
+    return [*meta, layout.meta_separator] if meta else []
 
 
 def output_scaffold(layout: Layout, response_ids: Sequence[int]) -> list[str]:
     """The pieces output_parts() adds to the responses, in no particular order."""
-    pieces = [layout.number(position) for position in response_ids]
-    pieces += [layout.begin_tag, layout.end_tag] * len(response_ids)
-    return pieces + [layout.response_separator] * (len(response_ids) - 1)
+    return [*output_numbers(layout, response_ids), *output_frame(layout, len(response_ids))]
+
+
+def output_numbers(layout: Layout, response_ids: Sequence[int]) -> list[str]:
+    return [layout.number(position) for position in response_ids]
+
+
+def output_frame(layout: Layout, count: int) -> tuple[str, ...]:
+    """output_scaffold()'s tags and separators for `count` answers: one tuple, kept, as above."""
+    return _output_frame(layout.begin_tag, layout.end_tag, layout.response_separator, count)
+
+
+@lru_cache(maxsize=4096)
+def _instruction_frame(numbering: str | None, separator: str, count: int) -> tuple[str, ...]:
+    numbers = [_number(numbering, position) if numbering else "" for position in range(count)]
+    return (*numbers, *[separator] * (count - 1))
+
+
+@lru_cache(maxsize=16384)
+def _output_frame(begin_tag: str, end_tag: str, separator: str, count: int) -> tuple[str, ...]:
+    return (*[begin_tag, end_tag] * count, *[separator] * (count - 1))
 
 
 def output_parts(layout: Layout, responses: Sequence[str], response_ids: Sequence[int]) -> list[str]:

@@ -4,8 +4,10 @@ The check (budget.SampleCounter.settle) wants the sum of the counts of the sampl
 number of joins and, where the count may be left to the finisher, the sum of its pieces' bounds.
 Each is a sum over the pieces, which needs the pieces but not their order: the texts and responses
 of its records, whose counts and bounds are kept here per record, and the scaffold that the layout
-adds (layout.instruction_scaffold and output_scaffold). A sample is rendered only where its exact
-count is needed; the others are rendered once, by whoever finishes them.
+adds (layout.instruction_scaffold and output_scaffold). Most of the scaffold is a frame that many
+samples share (layout.instruction_frame and output_frame), whose sums are kept per frame. A sample
+is rendered only where its exact count is needed; the others are rendered once, by whoever
+finishes them.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 
 from mosaic_it.mosaic.budget import SampleCounter, Sides
 from mosaic_it.mosaic.engine import Plan, render
-from mosaic_it.mosaic.layout import instruction_scaffold, output_scaffold
+from mosaic_it.mosaic.layout import instruction_frame, instruction_tail, output_frame, output_numbers
 
 
 class RecordSums:
@@ -28,38 +30,57 @@ class RecordSums:
         # touch is copied first (0.065 s on the full Alpaca file, with the second core waiting).
         known = exact.bounds if exact.segments is not None else None
         self._bounds = None if known is None else ([known[t] for t in texts], [known[r] for r in responses])
+        self._frames: dict[tuple[str, ...], tuple[int, int]] = {}  # frame -> its count, its non-empty pieces
+        self._frame_bounds: dict[tuple[str, ...], int] = {}
 
     def fit(self, ids: Sequence[int], texts: Sequence[str], plan: Plan, budget: int,
             deferrable: bool) -> tuple[int | None, Sides | None]:
         """SampleCounter.fit() of the sample `plan` makes of records `ids` (whose texts are
         `texts`), and its rendered sides where the check rendered them."""
         exact = self.exact
+        layout, positions = plan.layout, plan.response_positions
         meta = plan.meta_pieces
         if exact.segments is None and len(meta) > 1:  # counted whole, its sentences' counts need not add up
             meta = (plan.meta_instruction,)
-        instruction = instruction_scaffold(plan.layout, len(ids), meta)
-        output = output_scaffold(plan.layout, plan.response_positions)
-        answered = [ids[position] for position in plan.response_positions]
+        answered = [ids[position] for position in positions]
+        # The scaffold: two shared frames, and the pieces of this sample's own (its meta-instruction's, its numbers).
+        frames = (instruction_frame(layout, len(ids)), output_frame(layout, len(answered)))
+        (instruction_frame_tokens, instruction_frame_pieces), (output_frame_tokens, output_frame_pieces) = map(self._frame, frames)
+        tail, numbers = instruction_tail(layout, meta), output_numbers(layout, positions)
         text_tokens, response_tokens = self.text_tokens, self.response_tokens
         instruction_counts = [text_tokens[i] for i in ids]
         output_counts = [response_tokens[i] for i in answered]
-        estimate = (sum(instruction_counts) + sum(output_counts)
-                    + exact.piece_sum(instruction) + exact.piece_sum(output))
+        estimate = (sum(instruction_counts) + sum(output_counts) + instruction_frame_tokens + output_frame_tokens
+                    + exact.piece_sum(tail) + exact.piece_sum(numbers))
         # A piece is empty exactly where its count is 0 (every character is at least one token).
         # The meta-instruction's sentences are joined at cuts: they count as one piece here.
-        joins = (max(0, len(ids) - instruction_counts.count(0) + len(instruction) - instruction.count("") - 1
-                     - max(0, len(meta) - 1))
-                 + max(0, len(answered) - output_counts.count(0) + len(output) - output.count("") - 1))
+        joins = (max(0, len(ids) - instruction_counts.count(0) + instruction_frame_pieces + len(tail) - tail.count("")
+                     - 1 - max(0, len(meta) - 1))
+                 + max(0, len(answered) - output_counts.count(0) + len(numbers) - numbers.count("") + output_frame_pieces - 1))
 
         def bound() -> int:
             text_bounds, response_bounds = self.bounds()
             return (sum([text_bounds[i] for i in ids]) + sum([response_bounds[i] for i in answered])
-                    + exact.bound(instruction) + exact.bound(output))
+                    + sum(map(self._frame_bound, frames)) + exact.bound(tail) + exact.bound(numbers))
 
         def sides() -> Sides:
             return render(plan, texts, [self.responses[i] for i in ids])
 
         return exact.settle(estimate, joins, budget, bound if deferrable else None, sides)
+
+    def _frame(self, frame: tuple[str, ...]) -> tuple[int, int]:
+        try:
+            return self._frames[frame]
+        except KeyError:
+            sums = self._frames[frame] = (self.exact.piece_sum(frame), len(frame) - frame.count(""))
+            return sums
+
+    def _frame_bound(self, frame: tuple[str, ...]) -> int:
+        try:
+            return self._frame_bounds[frame]
+        except KeyError:  # its pieces' counts are known: _frame() learnt them
+            bound = self._frame_bounds[frame] = self.exact.bound(frame)
+            return bound
 
     def bounds(self) -> tuple[list[int], list[int]]:
         if self._bounds is None:
