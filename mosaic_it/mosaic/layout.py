@@ -53,7 +53,7 @@ class Layout:
         return bool(self.begin_tag)
 
     def number(self, position: int) -> str:
-        return _number(self.numbering, position) if self.numbering else ""
+        return _number(self.numbering, position)
 
     def as_dict(self) -> dict:
         # Every field is a str or None, so a shallow dict equals asdict() without its deep copy,
@@ -73,8 +73,8 @@ _FIELDS = tuple(f.name for f in fields(Layout))  # as_tuple()'s order (tests/tes
 
 
 @lru_cache(maxsize=4096)
-def _number(numbering: str, position: int) -> str:
-    return numbering.format(i=position + 1)
+def _number(numbering: str | None, position: int) -> str:
+    return numbering.format(i=position + 1) if numbering else ""
 
 
 def draw_layout(rng: random.Random) -> Layout:
@@ -145,8 +145,7 @@ def output_frame(layout: Layout, count: int) -> tuple[str, ...]:
 
 @lru_cache(maxsize=4096)
 def _instruction_frame(numbering: str | None, separator: str, count: int) -> tuple[str, ...]:
-    numbers = [_number(numbering, position) if numbering else "" for position in range(count)]
-    return (*numbers, *[separator] * (count - 1))
+    return (*[_number(numbering, position) for position in range(count)], *[separator] * (count - 1))
 
 
 @lru_cache(maxsize=16384)
