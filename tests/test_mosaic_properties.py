@@ -5,7 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mosaic_it.config.augment import AugmentConfig
-from mosaic_it.mosaic.augment import AugmentReport, mosaic_samples
+from mosaic_it.mosaic.augment import mosaic_samples
+from mosaic_it.mosaic.packer import AugmentReport
 from mosaic_it.mosaic.budget import TokenCounter
 from mosaic_it.mosaic.verify import check_sample
 

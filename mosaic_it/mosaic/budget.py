@@ -74,7 +74,9 @@ class TokenCounter:
         clean = [is_clean(text) for text in texts]
         results: list[tuple[int, Cut | None]] = [(0, None)] * len(texts)
         at = [i for i, ok in enumerate(clean) if ok]
-        for i, result in zip(at, self.segments.cut_many([texts[i] for i in at])):
+        # A list, not the generator itself: mypyc 2.4.1 miscompiles zip() over a compiled
+        # generator here (a SystemError on the first call).
+        for i, result in zip(at, list(self.segments.cut_many([texts[i] for i in at]))):
             results[i] = result
         others = [i for i, ok in enumerate(clean) if not ok]
         for i, total in zip(others, count_tokens(self.tokenizer, [texts[i] for i in others]).tolist()):
@@ -111,8 +113,12 @@ class SampleCounter:
         # and short batches left to the end let the two processes finish closer together.
         batches = [texts[start : start + FORK_BATCH] for start in range(0, len(texts), FORK_BATCH)][::-1]
         sent = [0]  # in the child: how many of its segment counts it has sent
-        in_two(len(batches), lambda step: self._learn_texts(batches[step]),
-               lambda step: self._learn_texts(batches[step]) or self._state(batches[step], sent),
+
+        def there(step: int) -> dict[str, Any]:
+            self._learn_texts(batches[step])
+            return self._state(batches[step], sent)
+
+        in_two(len(batches), lambda step: self._learn_texts(batches[step]), there,
                lambda step, state: self._take_state(batches[step], state))
 
     def _learn_texts(self, texts: Sequence[str]) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mosaic_it.mosaic import phrasing
+from mosaic_it.mosaic import draws, phrasing
 from mosaic_it.mosaic.layout import Layout, draw_layout, instruction_parts, output_parts
 from mosaic_it.mosaic.rules import MASK_RULES, ORDER_RULES, Rule, applicable
 from mosaic_it.records import instruction_text
@@ -33,13 +33,13 @@ class Plan:
 
 
 def draw_strategy(mix: str, rng: random.Random) -> str:
-    return rng.choice(STRATEGIES) if mix == "both" else mix
+    return draws.choice(rng, STRATEGIES) if mix == "both" else mix
 
 
 def _rule_sentence(rule: Rule, texts: Sequence[str], args: dict[str, Any], rng: random.Random) -> list[str]:
     fills = {name: phrasing.number_list(value, rng) for name, value in args.items() if isinstance(value, list)}
     fills.update({name: value for name, value in args.items() if not isinstance(value, list)})
-    sentences = [rng.choice(rule.phrasings).format(**fills)]
+    sentences = [draws.choice(rng, rule.phrasings).format(**fills)]
     if rule.has_ties(texts):
         sentences.append(phrasing.tie_sentence(rng))
     return sentences
@@ -53,7 +53,7 @@ def _pick_rule(
         names = [rule_name]
     else:
         names = [name for name, rule in registry.items() if applicable(rule, texts, layout.numbered)]
-        rng.shuffle(names)
+        draws.shuffle(rng, names)
     for name in names:
         rule = registry[name]
         if not applicable(rule, texts, layout.numbered):
@@ -79,6 +79,7 @@ def plan_sample(
         if picked is None and rule_name is not None:
             raise ValueError(f"{strategy} rule {rule_name} does not apply to these {len(texts)} instruction(s)")
     sentences = phrasing.format_sentences(layout, rng)
+    args: dict[str, Any]
     if picked is None:
         strategy, rule, args = "format", None, {}
         positions = list(range(len(texts)))
@@ -86,7 +87,7 @@ def plan_sample(
         rule, args = picked
         positions = rule.arrange(texts, args)
         sentences += _rule_sentence(rule, texts, args, rng)
-    rng.shuffle(sentences)
+    draws.shuffle(rng, sentences)
     return Plan(layout, strategy, rule, args, meta_pieces(sentences), positions)
 
 

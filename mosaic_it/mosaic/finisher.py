@@ -22,6 +22,7 @@ from typing import IO, Any, NamedTuple
 import orjson
 
 from mosaic_it.atomic import atomic_open
+from mosaic_it.mosaic.budget import Sides
 from mosaic_it.mosaic.engine import Plan
 from mosaic_it.mosaic.forked import can_fork, fork_child, kill_child
 from mosaic_it.mosaic.layout import Layout
@@ -43,7 +44,7 @@ class Planned(NamedTuple):
     plan: Plan
     epoch: int
     tokens: int  # exact, or budget.UNCOUNTED
-    sides: tuple[list[str], list[str]] | None  # the rendered pieces, where at hand
+    sides: Sides | None  # the rendered pieces (instruction, output), where at hand
 
 
 def encode(planned: Planned) -> bytes:

@@ -43,10 +43,10 @@ class JoinedCounts:
         # A join L + H: the count of all its segments, of all but the last one, and the last one.
         self.joins: dict[str, tuple[int, int, str]] = {}
         # An added token, or a proper start of one at the end.
-        tokens = segments.added_tokens
-        starts = sorted({t[:i] for t in tokens for i in range(1, len(t))})
-        self.risk = re.compile("|".join(map(re.escape, tokens)) + (
-            f"|(?:{'|'.join(map(re.escape, starts))})\\Z" if starts else "")) if tokens else None
+        added = segments.added_tokens
+        starts = sorted({t[:i] for t in added for i in range(1, len(t))})
+        self.risk = re.compile("|".join(map(re.escape, added)) + (
+            f"|(?:{'|'.join(map(re.escape, starts))})\\Z" if starts else "")) if added else None
 
     def count(self, pieces: Sequence[str], searched: bool = False) -> int | None:
         """The exact count of "".join(pieces); None if its rest is not clean. A piece seen for the
@@ -86,8 +86,9 @@ class JoinedCounts:
         split = [FINE.findall(short) if is_clean(short) else None for short in kept]
         # The first segment after a space is learnt too: a numbering like "1. " ends in one.
         self.segments.learn([s for parts in split if parts for s in (*parts, " " + parts[0])])
-        results = []
+        results: list[Summary | None] = []
         for piece, short, parts in zip(pieces, kept, split):
+            summary: Summary | None
             if parts is None:
                 summary = None
             else:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Literal
 
+from mosaic_it.mosaic import draws
+
 # Numbering templates; `{i}` is the 1-based number of the instruction within the sample.
 NUMBERING_STYLES = (
     "{i}. ", "{i}) ", "({i}) ", "[{i}] ", "<{i}> ", "#{i} ", "{i}: ", "[{i}]: ",
@@ -78,22 +80,22 @@ def _number(numbering: str | None, position: int) -> str:
 
 
 def draw_layout(rng: random.Random) -> Layout:
-    numbering = rng.choice(NUMBERING_STYLES) if rng.random() < NUMBERED_SHARE else None
+    numbering = draws.choice(rng, NUMBERING_STYLES) if rng.random() < NUMBERED_SHARE else None
     begin_tag = end_tag = ""
     if rng.random() < TAGGED_SHARE:
-        begin_word, end_word = rng.choice(TAG_WORDS)
+        begin_word, end_word = draws.choice(rng, TAG_WORDS)
         if rng.random() < LOWERCASE_TAG_SHARE:
             begin_word, end_word = begin_word.lower(), end_word.lower()
-        bracket = rng.choice(TAG_BRACKETS)
+        bracket = draws.choice(rng, TAG_BRACKETS)
         begin_tag, end_tag = bracket.format(w=begin_word), bracket.format(w=end_word)
     return Layout(
         numbering=numbering,
         begin_tag=begin_tag,
         end_tag=end_tag,
-        instruction_separator=rng.choice(INSTRUCTION_SEPARATORS),
-        response_separator=rng.choice(RESPONSE_SEPARATORS),
-        meta_position=rng.choice(("before", "after")),
-        meta_separator=rng.choice(META_SEPARATORS),
+        instruction_separator=draws.choice(rng, INSTRUCTION_SEPARATORS),
+        response_separator=draws.choice(rng, RESPONSE_SEPARATORS),
+        meta_position=draws.choice(rng, ("before", "after")),
+        meta_separator=draws.choice(rng, META_SEPARATORS),
     )
 
 

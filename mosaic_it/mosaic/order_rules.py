@@ -5,6 +5,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mosaic_it.mosaic import draws
 from mosaic_it.mosaic.rules import Args, order_rule
 from mosaic_it.mosaic.text_keys import char_count, first_letter, word_count
 
@@ -28,7 +29,7 @@ def _all_have_letters(texts: Sequence[str], rng: random.Random) -> Args | None:
 def _random_sequence(texts: Sequence[str], rng: random.Random) -> Args | None:
     sequence = list(range(1, len(texts) + 1))
     while sequence == sorted(sequence):  # an identity "custom order" would teach nothing
-        rng.shuffle(sequence)
+        draws.shuffle(rng, sequence)
     return {"sequence": sequence}
 
 

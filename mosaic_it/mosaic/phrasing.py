@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from mosaic_it.mosaic import draws
 from mosaic_it.mosaic.layout import Layout
 
 TAG_SENTENCES = (
@@ -39,18 +40,18 @@ NUMBER_SENTENCE_SHARE = 0.5
 def format_sentences(layout: Layout, rng: random.Random) -> list[str]:
     sentences = []
     if layout.tagged:
-        sentences.append(rng.choice(TAG_SENTENCES).format(begin=layout.begin_tag, end=layout.end_tag))
+        sentences.append(draws.choice(rng, TAG_SENTENCES).format(begin=layout.begin_tag, end=layout.end_tag))
     if layout.numbered and rng.random() < NUMBER_SENTENCE_SHARE:
-        sentences.append(rng.choice(NUMBER_SENTENCES))
+        sentences.append(draws.choice(rng, NUMBER_SENTENCES))
     if not sentences and rng.random() < PLAIN_SENTENCE_SHARE:
-        sentences.append(rng.choice(PLAIN_SENTENCES))
+        sentences.append(draws.choice(rng, PLAIN_SENTENCES))
     return sentences
 
 
 def number_list(numbers: Sequence[int], rng: random.Random) -> str:
-    joined = rng.choice(NUMBER_LIST_JOINERS).join(str(n) for n in numbers)
-    return rng.choice(NUMBER_LIST_WRAPPERS).format(joined)
+    joined = draws.choice(rng, NUMBER_LIST_JOINERS).join(str(n) for n in numbers)
+    return draws.choice(rng, NUMBER_LIST_WRAPPERS).format(joined)
 
 
 def tie_sentence(rng: random.Random) -> str:
-    return rng.choice(TIE_SENTENCES)
+    return draws.choice(rng, TIE_SENTENCES)
