@@ -2,8 +2,9 @@
 
 mypyc turns the typed modules listed in mosaic_it/mosaic/native.py into C extensions: the same
 sources, with the same results (tests/test_native.py compares the bytes augment writes both
-ways), and less CPU for `mosaic-it augment` (docs/benchmarks.md). Where mypy or a C compiler is missing, the compilation fails, or
-MOSAIC_IT_PURE_PYTHON is set, the package installs as pure Python.
+ways), and less CPU for `mosaic-it augment` (docs/benchmarks.md, run N). Where mypy or a C
+compiler is missing, the compilation fails, or MOSAIC_IT_PURE_PYTHON is set, the package installs
+as pure Python.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def _compiled_extensions() -> list:
     except ImportError:
         _warn("mypyc is not available")
         return []
-    sources = [str(Path(*name.split("."))) + ".py" for name in native.COMPILED]
+    sources = [str(native.source_path(name)) for name in native.COMPILED]
     cwd = os.getcwd()
     os.chdir(ROOT)  # mypy finds the package from the current folder (--explicit-package-bases)
     try:
