@@ -26,7 +26,8 @@ _spec.loader.exec_module(native)
 MYPY_OPTIONS = ["--ignore-missing-imports", "--follow-imports=skip", "--no-site-packages", "--explicit-package-bases"]
 
 
-def _warn(message: str) -> None:
+def _fall_back(message: str) -> None:
+    """Say why nothing is compiled, and leave nothing compiled behind."""
     print(f"mosaic-it build: {message}; installing the pure Python modules", file=sys.stderr)
     _clear_compiled()
 
@@ -49,7 +50,7 @@ def _compiled_extensions() -> list:
     try:
         from mypyc.build import mypycify
     except ImportError:
-        _warn("mypyc is not available")
+        _fall_back("mypyc is not available")
         return []
     sources = [str(native.source_path(name)) for name in native.COMPILED]
     cwd = os.getcwd()
@@ -57,7 +58,7 @@ def _compiled_extensions() -> list:
     try:
         extensions = mypycify(MYPY_OPTIONS + sources, opt_level="3", group_name="mosaic_it")
     except BaseException as error:  # mypy exits on a type error; a failed compile must not fail the install
-        _warn(f"mypyc could not compile the modules ({error!r})")
+        _fall_back(f"mypyc could not compile the modules ({error!r})")
         return []
     finally:
         os.chdir(cwd)
@@ -75,7 +76,7 @@ class BuildCompiled(build_ext):
         try:
             super().run()
         except Exception as error:  # no compiler, no Python headers: the sources still run
-            _warn(f"compiling failed ({error})")
+            _fall_back(f"compiling failed ({error})")
             for extension in self.extensions:
                 Path(self.get_ext_fullpath(extension.name)).unlink(missing_ok=True)
             return
