@@ -21,7 +21,7 @@ from mosaic_it.mosaic.layout import instruction_frame, instruction_tail, output_
 class RecordSums:
     def __init__(self, exact: SampleCounter, texts: Sequence[str], responses: Sequence[str]) -> None:
         """`texts` and `responses` are the records' instruction texts and outputs, counted by `exact`."""
-        self.exact, self.texts, self.responses = exact, texts, responses
+        self.exact, self.responses = exact, responses
         tokens = exact.tokens
         self.text_tokens = [tokens[text] for text in texts]
         self.response_tokens = [tokens[response] for response in responses]
